@@ -1,0 +1,150 @@
+#!/bin/bash
+# bench/postfix.sh - a private, loopback-only Postfix instance: the baseline MTA
+# the benchmark compares tegamid against.  Measures nothing itself.
+#
+#   postfix.sh setup  DIR PORT [PROC_LIMIT]   write DIR/etc (main.cf, master.cf, vmailbox)
+#   postfix.sh start  DIR                      start it (postfix -c DIR/etc start)
+#   postfix.sh stop   DIR                      stop it, wait (bounded) for master to exit
+#   postfix.sh restart DIR [PROC_LIMIT]        stop, set default_process_limit, start
+#   postfix.sh reload DIR                      reload and wait until idle smtpd exit
+#   postfix.sh pid    DIR                      print master's pid
+#
+# The instance lives entirely under DIR (a temp dir made by run.sh, under /var
+# so that maillog_file is allowed): config DIR/etc, queue DIR/spool, data DIR/data,
+# Maildirs DIR/vhosts/example.test/<user>/, log DIR/postfix.log.  The system's
+# /etc/postfix is not touched.  Settings are Debian's stock defaults (fsync of the
+# queue file before the 250 after DATA, fsync of the Maildir file by virtual(8),
+# default_process_limit 100) except: SMTP only on 127.0.0.1:PORT, no chroot,
+# virtual(8) Maildir delivery for example.test (user1..user5), everything else
+# undeliverable (default_transport = error), so nothing can leave the machine.
+# Mailbox files belong to the system user "vmail" (created if missing).
+#
+# `restart` (not reload) is needed after changing PROC_LIMIT: master sizes the
+# listen backlog from the process limit when it creates the socket.
+set -euo pipefail
+
+cmd=${1:-}; DIR=${2:-}
+if [ -z "$cmd" ] || [ -z "$DIR" ]; then sed -n '2,12p' "$0" >&2; exit 2; fi
+DOMAIN=example.test
+CONF="$DIR/etc"
+
+pf_pid() {
+  local f="$DIR/spool/pid/master.pid"
+  [ -s "$f" ] || return 1
+  local p; p=$(tr -d ' \n' < "$f")
+  [ -n "$p" ] && kill -0 "$p" 2>/dev/null && echo "$p"
+}
+
+pf_setup() {
+  local port=$1 limit=${2:-100}
+  case "$port$limit" in ''|*[!0-9]*) echo "postfix.sh: PORT and PROC_LIMIT must be numbers" >&2; exit 2 ;; esac
+  getent group vmail >/dev/null || groupadd --system vmail
+  getent passwd vmail >/dev/null ||
+    useradd --system -g vmail -d /nonexistent -M -s /usr/sbin/nologin vmail
+  mkdir -p "$CONF" "$DIR/spool" "$DIR/data" "$DIR/vhosts/$DOMAIN"
+  chmod 0755 "$DIR" "$CONF" "$DIR/spool"
+  chown postfix:postfix "$DIR/data"
+  chown -R vmail:vmail "$DIR/vhosts"
+  touch "$DIR/postfix.log"
+
+  cat > "$CONF/main.cf" <<EOF
+# benchmark instance written by bench/postfix.sh; Debian defaults otherwise
+compatibility_level = 3.6
+queue_directory = $DIR/spool
+data_directory = $DIR/data
+maillog_file = $DIR/postfix.log
+maillog_file_prefixes = $DIR
+myhostname = bench-postfix.$DOMAIN
+mydomain = bench-postfix.$DOMAIN
+myorigin = \$myhostname
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+relayhost =
+default_transport = error:bench: no outbound mail
+relay_transport = error:bench: no outbound mail
+alias_maps =
+alias_database =
+biff = no
+append_dot_mydomain = no
+readme_directory = no
+smtpd_banner = \$myhostname ESMTP
+default_process_limit = $limit
+virtual_mailbox_domains = $DOMAIN
+virtual_mailbox_base = $DIR/vhosts
+virtual_mailbox_maps = hash:$CONF/vmailbox
+virtual_uid_maps = static:$(id -u vmail)
+virtual_gid_maps = static:$(id -g vmail)
+virtual_minimum_uid = 100
+EOF
+
+  # Debian's stock master.cf minus the port-25 listener and chroot, plus 127.0.0.1:PORT
+  cat > "$CONF/master.cf" <<EOF
+# service type  private unpriv  chroot  wakeup  maxproc command + args
+127.0.0.1:$port inet n   -       n       -       -       smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+virtual   unix  -       n       n       -       -       virtual
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+EOF
+
+  : > "$CONF/vmailbox"
+  for u in user1 user2 user3 user4 user5; do
+    echo "$u@$DOMAIN $DOMAIN/$u/" >> "$CONF/vmailbox"   # trailing / = Maildir
+  done
+  postmap -c "$CONF" "$CONF/vmailbox"
+  postfix -c "$CONF" check
+}
+
+pf_start() {
+  postfix -c "$CONF" start >/dev/null 2>&1 || { tail -5 "$DIR/postfix.log" >&2; return 1; }
+  for _ in $(seq 1 100); do pf_pid >/dev/null && return 0; sleep 0.1; done
+  echo "postfix.sh: master did not start" >&2; return 1
+}
+
+pf_stop() {
+  local p; p=$(pf_pid) || return 0
+  postfix -c "$CONF" stop >/dev/null 2>&1 || true
+  for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
+  echo "postfix.sh: master $p still running after 10 s, killing it" >&2
+  kill -KILL "$p" 2>/dev/null || true
+}
+
+# count master's children named smtpd
+smtpd_count() {
+  local p; p=$(pf_pid) || { echo 0; return; }
+  pgrep -c -x -P "$p" smtpd || true
+}
+
+case "$cmd" in
+  setup)   pf_setup "${3:?PORT}" "${4:-100}" ;;
+  start)   pf_start ;;
+  stop)    pf_stop ;;
+  restart)
+    pf_stop
+    [ -n "${3:-}" ] && postconf -c "$CONF" -e "default_process_limit = $3"
+    pf_start ;;
+  reload)
+    # idle smtpd processes otherwise linger max_idle (100 s) and inflate the
+    # baseline of the next idle-session measurement
+    postfix -c "$CONF" reload >/dev/null 2>&1
+    for _ in $(seq 1 100); do [ "$(smtpd_count)" -eq 0 ] && break; sleep 0.2; done ;;
+  pid)     pf_pid ;;
+  *) echo "postfix.sh: unknown command $cmd" >&2; exit 2 ;;
+esac

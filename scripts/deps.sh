@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the Debian packages tegami needs to build, run and test, and only the
+# missing ones: `apt-get update` runs once, and only when something is missing.
+# Usage: scripts/deps.sh [build|test|fuzz]   (default: build)
+set -euo pipefail
+
+build_pkgs=(build-essential cmake pkg-config libevent-dev libssl-dev libsqlite3-dev
+            libcrypt-dev libc-ares-dev libjansson-dev)
+test_pkgs=(libcmocka-dev python3-pytest swaks openssl)
+fuzz_pkgs=(clang libclang-rt-14-dev)
+
+want=("${build_pkgs[@]}")
+case "${1:-build}" in
+    build) ;;
+    test) want+=("${test_pkgs[@]}") ;;
+    fuzz) want+=("${fuzz_pkgs[@]}") ;;
+    *) echo "deps.sh: unknown set '$1' (build, test or fuzz)" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deps.sh: missing packages: ${missing[*]} (run as root, or install them)" >&2
+    exit 1
+fi
+echo "deps.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

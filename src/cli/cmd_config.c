@@ -1,0 +1,247 @@
+/* tegami config get|set|show|export|import (MISSION D2, D3). Every value is
+ * validated against the settings table before anything is stored, and a
+ * command's changes are one transaction: all of them or none. */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "conf/settings.h"
+#include "lib/db.h"
+#include "lib/fsutil.h"
+#include "lib/strutil.h"
+
+#define IMPORT_MAX (1024 * 1024)
+
+int
+cmd_config_get(struct cli *c, int argc, char **argv)
+{
+	char value[CONFIG_STR_MAX];
+
+	if (argc != 1)
+		return cli_error(CLI_USAGE, "usage: tegami config get KEY");
+	if (settings_find(argv[0]) == NULL)
+		return cli_error(CLI_USAGE, "unknown setting '%s' (tegami config show lists them)", argv[0]);
+	if (settings_get(cli_db(c), argv[0], value) < 0)
+		return cli_error(CLI_FAIL, "cannot read %s", argv[0]);
+	printf("%s\n", value);
+	return CLI_OK;
+}
+
+struct pending {
+	const char *key;
+	char value[CONFIG_STR_MAX];
+};
+
+/* Validates key=value into p. CLI_OK or CLI_USAGE after printing why. */
+static int
+check_pair(const char *key, const char *value, struct pending *p)
+{
+	const struct setting_def *def = settings_find(key);
+	const char *why = "";
+
+	if (def == NULL)
+		return cli_error(CLI_USAGE, "unknown setting '%s' (tegami config show lists them)", key);
+	if (settings_validate(def, value, p->value, &why) < 0)
+		return cli_error(CLI_USAGE, "bad value for %s: '%s': %s", key, value, why);
+	p->key = def->key;
+	return CLI_OK;
+}
+
+static int
+store_all(struct cli *c, struct pending *p, size_t n)
+{
+	char *error = NULL;
+
+	if (db_begin(cli_db(c), &error) < 0)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		if (settings_store(cli_db(c), p[i].key, p[i].value, &error) < 0) {
+			db_rollback(cli_db(c));
+			goto fail;
+		}
+	}
+	if (db_commit(cli_db(c), &error) < 0)
+		goto fail;
+	return CLI_OK;
+fail:
+	cli_error(CLI_FAIL, "cannot store settings: %s", error);
+	free(error);
+	return CLI_FAIL;
+}
+
+int
+cmd_config_set(struct cli *c, int argc, char **argv)
+{
+	struct pending *p;
+	int rc = CLI_OK;
+
+	if (argc < 1)
+		return cli_error(CLI_USAGE, "usage: tegami config set KEY=VALUE [KEY=VALUE...]");
+	p = calloc((size_t)argc, sizeof(*p));
+	if (p == NULL)
+		return cli_error(CLI_FAIL, "out of memory");
+	for (int i = 0; i < argc && rc == CLI_OK; i++) {
+		char *eq = strchr(argv[i], '=');
+		if (eq == NULL) {
+			rc = cli_error(CLI_USAGE, "'%s' is not KEY=VALUE", argv[i]);
+			break;
+		}
+		*eq = '\0';
+		rc = check_pair(argv[i], eq + 1, &p[i]);
+	}
+	if (rc == CLI_OK)
+		rc = store_all(c, p, (size_t)argc);
+	for (int i = 0; i < argc && rc == CLI_OK; i++)
+		printf("%s = %s\n", p[i].key, p[i].value);
+	free(p);
+	return rc;
+}
+
+int
+cmd_config_show(struct cli *c, int argc, char **argv)
+{
+	size_t n;
+	const struct setting_def *defs = settings_defs(&n);
+	char value[CONFIG_STR_MAX];
+	bool verbose = argc == 1 && strcmp(argv[0], "-v") == 0;
+
+	if (argc > 1 || (argc == 1 && !verbose))
+		return cli_error(CLI_USAGE, "usage: tegami config show [-v]");
+	for (size_t i = 0; i < n; i++) {
+		if (settings_get(cli_db(c), defs[i].key, value) < 0)
+			return cli_error(CLI_FAIL, "cannot read %s", defs[i].key);
+		bool stored = settings_is_stored(cli_db(c), defs[i].key);
+		printf("%s = %s%s\n", defs[i].key, value, stored ? "" : "  # default");
+		if (verbose)
+			printf("    %s [%s]\n", defs[i].desc, defs[i].req);
+	}
+	return CLI_OK;
+}
+
+int
+cmd_config_export(struct cli *c, int argc, char **argv)
+{
+	size_t n;
+	const struct setting_def *defs = settings_defs(&n);
+	char value[CONFIG_STR_MAX];
+	bool json = argc == 1 && strcmp(argv[0], "--json") == 0;
+
+	if (argc > 1 || (argc == 1 && !json))
+		return cli_error(CLI_USAGE, "usage: tegami config export [--json]");
+	json_t *obj = json ? json_object() : NULL;
+	if (!json)
+		printf("# tegami settings; read back with: tegami config import FILE\n");
+	for (size_t i = 0; i < n; i++) {
+		if (settings_get(cli_db(c), defs[i].key, value) < 0)
+			return cli_error(CLI_FAIL, "cannot read %s", defs[i].key);
+		if (json)
+			json_object_set_new(obj, defs[i].key, json_string(value));
+		else
+			printf("%s = %s\n", defs[i].key, value);
+	}
+	if (json) {
+		char *text = json_dumps(obj, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		printf("%s\n", text);
+		free(text);
+		json_decref(obj);
+	}
+	return CLI_OK;
+}
+
+static int
+import_json(const char *text, struct pending **p_r, size_t *n_r)
+{
+	json_error_t jerr;
+	json_t *root = json_loads(text, 0, &jerr);
+	const char *key;
+	json_t *val;
+	int rc = CLI_OK;
+
+	if (root == NULL || !json_is_object(root)) {
+		json_decref(root);
+		return cli_error(CLI_USAGE, "not a JSON object of settings (line %d: %s)",
+		    jerr.line, jerr.text);
+	}
+	*p_r = calloc(json_object_size(root) + 1, sizeof(**p_r));
+	*n_r = 0;
+	json_object_foreach(root, key, val) {
+		if (!json_is_string(val)) {
+			rc = cli_error(CLI_USAGE, "setting %s: value must be a string", key);
+			break;
+		}
+		if ((rc = check_pair(key, json_string_value(val), &(*p_r)[*n_r])) != CLI_OK)
+			break;
+		(*n_r)++;
+	}
+	json_decref(root);
+	return rc;
+}
+
+static int
+import_text(char *text, struct pending **p_r, size_t *n_r)
+{
+	size_t cap = 16, lineno = 0;
+	int rc = CLI_OK;
+
+	*p_r = calloc(cap, sizeof(**p_r));
+	*n_r = 0;
+	for (char *line = text; line != NULL && rc == CLI_OK;) {
+		char *next = strchr(line, '\n');
+		if (next != NULL)
+			*next++ = '\0';
+		lineno++;
+		line[strcspn(line, "\r")] = '\0';
+		char *p = line + strspn(line, " \t");
+		if (*p != '\0' && *p != '#') {
+			char *eq = strchr(p, '=');
+			if (eq == NULL)
+				return cli_error(CLI_USAGE, "line %zu: expected KEY = VALUE", lineno);
+			char *kend = eq;
+			while (kend > p && (kend[-1] == ' ' || kend[-1] == '\t'))
+				kend--;
+			*kend = '\0';
+			char *v = eq + 1 + strspn(eq + 1, " \t");
+			size_t vl = strlen(v);
+			while (vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+				v[--vl] = '\0';
+			if (*n_r == cap) {
+				cap *= 2;
+				*p_r = realloc(*p_r, cap * sizeof(**p_r));
+			}
+			if (check_pair(p, v, &(*p_r)[*n_r]) != CLI_OK)
+				return cli_error(CLI_USAGE, "line %zu: nothing imported", lineno);
+			(*n_r)++;
+		}
+		line = next;
+	}
+	return rc;
+}
+
+int
+cmd_config_import(struct cli *c, int argc, char **argv)
+{
+	char *text;
+	size_t len, n = 0;
+	struct pending *p = NULL;
+
+	if (argc != 1)
+		return cli_error(CLI_USAGE, "usage: tegami config import FILE   (text or JSON, as exported)");
+	if (fs_read_file(argv[0], IMPORT_MAX, &text, &len) < 0)
+		return cli_error(CLI_FAIL, "cannot read %s: %s", argv[0], strerror(errno));
+	if (strlen(text) != len) {
+		free(text);
+		return cli_error(CLI_USAGE, "%s: not a text file", argv[0]);
+	}
+	const char *first = text + strspn(text, " \t\r\n");
+	int rc = *first == '{' ? import_json(text, &p, &n) : import_text(text, &p, &n);
+	if (rc == CLI_OK)
+		rc = store_all(c, p, n);
+	if (rc == CLI_OK)
+		printf("imported %zu setting(s) from %s\n", n, argv[0]);
+	free(p);
+	free(text);
+	return rc;
+}

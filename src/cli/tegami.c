@@ -1,0 +1,138 @@
+/* tegami: the admin command (MISSION D2). `tegami [-D DIR] GROUP VERB ARGS`;
+ * the table below is the whole grammar, and `--help` prints it. */
+#include <getopt.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/cli.h"
+#include "conf/datadir.h"
+#include "conf/directory.h"
+#include "lib/db.h"
+
+const struct cli_command cli_commands[] = {
+	{ "domain", "add", cmd_domain_add, "DOMAIN [--postmaster ADDRESS]", "add a local domain" },
+	{ "domain", "list", cmd_domain_list, "", "list local domains and their postmaster" },
+	{ "domain", "del", cmd_domain_del, "DOMAIN", "delete a domain that has no users left" },
+	{ "user", "add", cmd_user_add, "ADDRESS [--password-stdin | --no-password]",
+	  "add a user (asks the password twice without echo)" },
+	{ "user", "list", cmd_user_list, "[DOMAIN]", "list users" },
+	{ "user", "del", cmd_user_del, "ADDRESS", "delete a user; the Maildir stays on disk" },
+	{ "user", "passwd", cmd_user_passwd, "ADDRESS [--password-stdin]", "change a password" },
+	{ "alias", "add", cmd_alias_add, "ADDRESS TARGET [TARGET...]", "deliver ADDRESS to targets" },
+	{ "alias", "list", cmd_alias_list, "[ADDRESS]", "list aliases" },
+	{ "alias", "del", cmd_alias_del, "ADDRESS [TARGET]", "delete an alias or one target" },
+	{ "config", "get", cmd_config_get, "KEY", "print one setting" },
+	{ "config", "set", cmd_config_set, "KEY=VALUE [KEY=VALUE...]", "change settings (validated)" },
+	{ "config", "show", cmd_config_show, "[-v]", "print every setting (-v: with descriptions)" },
+	{ "config", "export", cmd_config_export, "[--json]", "print every setting for backup" },
+	{ "config", "import", cmd_config_import, "FILE", "read settings back (text or JSON)" },
+	{ "status", NULL, cmd_status, "", "is tegamid running, its listeners, the queue size" },
+	{ "reload", NULL, cmd_reload, "", "make tegamid re-read its settings now" },
+};
+const size_t cli_ncommands = sizeof(cli_commands) / sizeof(cli_commands[0]);
+
+static void
+usage(FILE *out, const char *group)
+{
+	if (group == NULL)
+		fprintf(out, "usage: tegami [-D DIR] COMMAND [ARGS]\n"
+		    "  -D DIR  data directory (default: $TEGAMI_DATA, else ./var)\n"
+		    "Commands:\n");
+	for (size_t i = 0; i < cli_ncommands; i++) {
+		const struct cli_command *cmd = &cli_commands[i];
+		if (group != NULL && strcmp(group, cmd->group) != 0)
+			continue;
+		char head[64];
+		snprintf(head, sizeof(head), "%s%s%s", cmd->group, cmd->verb != NULL ? " " : "",
+		    cmd->verb != NULL ? cmd->verb : "");
+		fprintf(out, "  tegami %s %s\n      %s\n", head, cmd->args, cmd->help);
+	}
+	if (group == NULL)
+		fprintf(out, "Changes reach a running tegamid within a second; see tegami(8).\n");
+}
+
+static bool
+group_known(const char *group)
+{
+	for (size_t i = 0; i < cli_ncommands; i++) {
+		if (strcmp(cli_commands[i].group, group) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool
+wants_help(int argc, char **argv)
+{
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return true;
+	}
+	return false;
+}
+
+static int
+dispatch(struct cli *c, int argc, char **argv)
+{
+	const char *group = argv[0];
+
+	if (!group_known(group)) {
+		cli_error(CLI_USAGE, "unknown command '%s' (tegami --help lists them)", group);
+		return CLI_USAGE;
+	}
+	if (wants_help(argc - 1, argv + 1)) {
+		usage(stdout, group);
+		return CLI_OK;
+	}
+	for (size_t i = 0; i < cli_ncommands; i++) {
+		const struct cli_command *cmd = &cli_commands[i];
+		if (strcmp(cmd->group, group) != 0)
+			continue;
+		if (cmd->verb == NULL)
+			return cmd->fn(c, argc - 1, argv + 1);
+		if (argc >= 2 && strcmp(cmd->verb, argv[1]) == 0)
+			return cmd->fn(c, argc - 2, argv + 2);
+	}
+	if (argc < 2)
+		cli_error(CLI_USAGE, "'%s' needs a subcommand", group);
+	else
+		cli_error(CLI_USAGE, "unknown subcommand '%s %s'", group, argv[1]);
+	usage(stderr, group);
+	return CLI_USAGE;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct cli c = { 0 };
+	const char *opt_dir = NULL;
+	int ch;
+
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	/* '+': stop at the first command word so subcommand options pass through. */
+	while ((ch = getopt_long(argc, argv, "+D:hV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'D': opt_dir = optarg; break;
+		case 'h': usage(stdout, NULL); return CLI_OK;
+		case 'V': printf("tegami %s\n", TEGAMI_VERSION); return CLI_OK;
+		default: usage(stderr, NULL); return CLI_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr, NULL);
+		return CLI_USAGE;
+	}
+	umask(027);
+	c.data_dir = datadir_choose(opt_dir);
+	int rc = dispatch(&c, argc - optind, argv + optind);
+	directory_destroy(&c.dir);
+	db_close(&c.db);
+	return rc;
+}

@@ -1,0 +1,114 @@
+#include "conf/datadir.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/db.h"
+#include "lib/fsutil.h"
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+
+#define SCHEMA_VERSION 1
+
+static const char schema_v1[] =
+	"CREATE TABLE IF NOT EXISTS settings("
+	"  key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS domains("
+	"  name TEXT PRIMARY KEY COLLATE NOCASE,"
+	"  postmaster TEXT);"
+	"CREATE TABLE IF NOT EXISTS users("
+	"  address TEXT PRIMARY KEY COLLATE NOCASE,"
+	"  domain TEXT NOT NULL COLLATE NOCASE REFERENCES domains(name),"
+	"  password TEXT,"
+	"  created INTEGER NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS users_domain ON users(domain);"
+	"CREATE TABLE IF NOT EXISTS aliases("
+	"  address TEXT NOT NULL COLLATE NOCASE,"
+	"  target TEXT NOT NULL COLLATE NOCASE,"
+	"  PRIMARY KEY(address, target));";
+
+const char *
+datadir_choose(const char *opt)
+{
+	const char *env = getenv("TEGAMI_DATA");
+
+	if (opt != NULL && *opt != '\0')
+		return opt;
+	if (env != NULL && *env != '\0')
+		return env;
+	return DATADIR_DEFAULT;
+}
+
+const char *
+datadir_path(const char *dir, const char *name, char *buf, size_t size)
+{
+	int n = snprintf(buf, size, "%s/%s", dir, name);
+
+	if (n < 0 || (size_t)n >= size)
+		fatalx("data directory path too long: %s/%s", dir, name);
+	return buf;
+}
+
+static int
+schema_version(struct sqlite3 *db)
+{
+	sqlite3_stmt *st = db_prepare(db, "PRAGMA user_version");
+	int v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* A new database gets the schema and the embedded default in one transaction. */
+static int
+schema_init(struct sqlite3 *db, char **error_r)
+{
+	char sql[512];
+
+	if (db_begin(db, error_r) < 0)
+		return -1;
+	if (schema_version(db) != 0) { /* another process won the race */
+		db_rollback(db);
+		return 0;
+	}
+	snprintf(sql, sizeof(sql),
+	    "INSERT INTO domains(name, postmaster) VALUES('%s', NULL);"
+	    "PRAGMA user_version = %d;", DATADIR_DEFAULT_DOMAIN, SCHEMA_VERSION);
+	if (db_exec(db, schema_v1, error_r) < 0 || db_exec(db, sql, error_r) < 0) {
+		db_rollback(db);
+		return -1;
+	}
+	return db_commit(db, error_r);
+}
+
+struct sqlite3 *
+datadir_open(const char *dir, char **error_r)
+{
+	char path[4096];
+	struct sqlite3 *db;
+
+	if (fs_mkdir_p(dir, 0750) < 0 ||
+	    fs_mkdir_p(datadir_path(dir, "queue", path, sizeof(path)), 0750) < 0 ||
+	    fs_mkdir_p(datadir_path(dir, "mail", path, sizeof(path)), 0750) < 0) {
+		*error_r = xasprintf("cannot create data directory %s: %s", dir, strerror(errno));
+		return NULL;
+	}
+	db = db_open(datadir_path(dir, "tegami.db", path, sizeof(path)), error_r);
+	if (db == NULL)
+		return NULL;
+	int v = schema_version(db);
+	if (v == 0 && schema_init(db, error_r) < 0) {
+		db_close(&db);
+		return NULL;
+	}
+	if (v > SCHEMA_VERSION) {
+		*error_r = xasprintf("%s was written by a newer tegami (schema %d > %d)",
+		    path, v, SCHEMA_VERSION);
+		db_close(&db);
+		return NULL;
+	}
+	return db;
+}

@@ -1,0 +1,28 @@
+/* datadir.h: the data directory both programs share (-D DIR or TEGAMI_DATA):
+ *   DIR/tegami.db    settings and directory (SQLite, WAL)
+ *   DIR/queue/       the durable spool (queue/QID, queue/QID.tmp)
+ *   DIR/mail/D/U/    Maildir of user U in domain D
+ *   DIR/tegamid.pid  the running daemon's pid, locked while it runs
+ * An empty or absent directory is initialised with the embedded default:
+ * local domain example.test (with its postmaster) and the default settings. */
+#ifndef TEGAMI_DATADIR_H
+#define TEGAMI_DATADIR_H
+
+#include <stddef.h>
+
+struct sqlite3;
+
+#define DATADIR_DEFAULT "./var"
+#define DATADIR_DEFAULT_DOMAIN "example.test"
+
+/* The data directory from -D (may be NULL), else $TEGAMI_DATA, else ./var. */
+const char *datadir_choose(const char *opt);
+
+/* Creates the layout when missing, opens the database and brings its schema
+ * up to date. Returns the handle, or NULL with *error_r (caller frees). */
+struct sqlite3 *datadir_open(const char *dir, char **error_r);
+
+/* Joins dir and a relative name into buf; aborts when it does not fit. */
+const char *datadir_path(const char *dir, const char *name, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,75 @@
+/* directory.h: local domains, users and aliases (MISSION S4, D1) in SQLite,
+ * and recipient resolution for RCPT TO. The daemon queries the database on
+ * each lookup, so a change made by `tegami` applies to the next RCPT. */
+#ifndef TEGAMI_DIRECTORY_H
+#define TEGAMI_DIRECTORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "mail/addr.h"
+
+struct sqlite3;
+struct directory;
+
+/* Most mailboxes one RCPT may expand to through aliases. */
+#define DIR_TARGETS_MAX 256
+/* Alias chains longer than this are a loop. */
+#define DIR_ALIAS_DEPTH 8
+/* "local@domain", lower case. */
+#define DIR_MAILBOX_MAX (ADDR_LOCAL_MAX + 1 + ADDR_DOMAIN_MAX + 1)
+
+enum dir_result {
+	DIR_LOCAL = 0,      /* resolved to one or more local mailboxes */
+	DIR_NOT_LOCAL = 1,  /* domain is not ours: a relay */
+	DIR_UNKNOWN = 2,    /* our domain, no such user or alias */
+	DIR_TEMPFAIL = -1,  /* database error: 451 */
+};
+
+struct dir_targets {
+	size_t n;
+	char mailbox[DIR_TARGETS_MAX][DIR_MAILBOX_MAX];
+};
+
+/* Wraps an open database; prepared statements are cached. */
+struct directory *directory_create(struct sqlite3 *db);
+void directory_destroy(struct directory **dirp);
+struct sqlite3 *directory_db(struct directory *dir);
+
+bool directory_domain_exists(struct directory *dir, const char *domain);
+
+/* Resolves a recipient: postmaster (any case, RFC 5321 §4.5.1) to the
+ * domain's postmaster, then aliases (recursively), then users. With
+ * percent_routing, user%host@local-domain is resolved as user@host. */
+enum dir_result directory_resolve(struct directory *dir, const struct mail_addr *rcpt,
+    bool percent_routing, struct dir_targets *out);
+
+/* Validates a mailbox local part as the admin may create it: lower-case
+ * letters, digits and "._+-", not starting with "." nor containing "..",
+ * so that it is safe as a path component. */
+bool directory_local_part_valid(const char *local);
+
+/* --- admin operations; each is one transaction; -1 sets *error_r (free) --- */
+int directory_domain_add(struct directory *dir, const char *domain, const char *postmaster,
+    char **error_r);
+int directory_domain_del(struct directory *dir, const char *domain, char **error_r);
+int directory_user_add(struct directory *dir, const char *address, const char *hash,
+    char **error_r);
+int directory_user_del(struct directory *dir, const char *address, char **error_r);
+int directory_user_set_password(struct directory *dir, const char *address,
+    const char *hash, char **error_r);
+/* Returns the stored password hash (caller frees), NULL when none/unknown. */
+char *directory_user_password(struct directory *dir, const char *address);
+int directory_alias_add(struct directory *dir, const char *address, const char *target,
+    char **error_r);
+/* target NULL removes every target of the alias. */
+int directory_alias_del(struct directory *dir, const char *address, const char *target,
+    char **error_r);
+
+/* Iteration for `list`: calls fn once per row, with NULL for absent columns. */
+typedef void directory_row_fn(void *arg, const char *a, const char *b);
+int directory_domain_list(struct directory *dir, directory_row_fn *fn, void *arg);
+int directory_user_list(struct directory *dir, const char *domain, directory_row_fn *fn, void *arg);
+int directory_alias_list(struct directory *dir, const char *address, directory_row_fn *fn, void *arg);
+
+#endif

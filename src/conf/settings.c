@@ -1,0 +1,266 @@
+#include "conf/settings.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "lib/netaddr.h"
+#include "lib/strutil.h"
+#include "lib/xmalloc.h"
+#include "mail/addr.h"
+
+#define F(field) offsetof(struct config, field), sizeof(((struct config *)0)->field)
+#define KB 1024ULL
+#define MB (1024ULL * 1024)
+#define GB (1024ULL * 1024 * 1024)
+
+static const struct setting_def defs[] = {
+	{ "server.hostname", SETTING_HOSTNAME, "", 0, 0, NULL, F(server_hostname), "S1",
+	  "Host name in the greeting, EHLO reply, Received headers and Maildir file names; empty: the system host name" },
+	{ "log.level", SETTING_ENUM, "info", 0, 0, "error|warn|info|debug", F(log_level), "D2",
+	  "Most verbose log level written to standard error" },
+	{ "smtp.listen", SETTING_LISTEN, "127.0.0.1:2525", 0, 0, NULL, F(smtp_listen), "S7",
+	  "SMTP listen addresses: ADDR:PORT, [IPv6]:PORT or *:PORT (all interfaces), comma-separated; empty disables the listener" },
+	{ "smtp.max_message_size", SETTING_SIZE, "10485760", 1 * KB, 2 * GB, NULL, F(smtp_max_message_size), "S3 S6",
+	  "Largest message accepted, in bytes (advertised as SIZE; larger DATA gets 552 5.3.4)" },
+	{ "smtp.max_recipients", SETTING_UINT, "100", 1, 100000, NULL, F(smtp_max_recipients), "S6",
+	  "Recipients per message; RCPT beyond it gets 452 4.5.3" },
+	{ "smtp.max_sessions", SETTING_UINT, "1000", 1, 1000000, NULL, F(smtp_max_sessions), "S6",
+	  "Concurrent SMTP sessions in total; more get 421 4.7.0 at connect" },
+	{ "smtp.max_sessions_per_ip", SETTING_UINT, "50", 1, 1000000, NULL, F(smtp_max_sessions_per_ip), "S6",
+	  "Concurrent SMTP sessions from one client IP; more get 421 4.7.0 at connect" },
+	{ "smtp.timeout_command", SETTING_UINT, "300", 1, 86400, NULL, F(smtp_timeout_command), "S6",
+	  "Seconds to wait for the next command (RFC 5321 4.5.3.2.7); then 421 4.4.2 and close" },
+	{ "smtp.timeout_data", SETTING_UINT, "180", 1, 86400, NULL, F(smtp_timeout_data), "S6",
+	  "Seconds to wait for the next chunk of DATA (RFC 5321 4.5.3.2.5); then 421 4.4.2 and close" },
+	{ "smtp.max_errors", SETTING_UINT, "20", 1, 10000, NULL, F(smtp_max_errors), "S6",
+	  "Protocol errors in one session before 421 4.7.0 and close" },
+	{ "smtp.allow_bare_lf", SETTING_BOOL, "no", 0, 0, NULL, F(smtp_allow_bare_lf), "S3",
+	  "Accept bare LF / bare CR line endings (off: rejected with 550 5.5.2, the SMTP smuggling defence)" },
+	{ "smtp.percent_routing", SETTING_BOOL, "no", 0, 0, NULL, F(smtp_percent_routing), "S4",
+	  "Treat user%host@local-domain as user@host (the % routing character)" },
+	{ "storage.min_free", SETTING_SIZE, "67108864", 0, UINT64_MAX, NULL, F(storage_min_free), "S6",
+	  "Free bytes the data filesystem must keep; below it MAIL gets 452 4.3.1" },
+	{ "queue.workers", SETTING_UINT, "8", 1, 256, NULL, F(queue_workers), "S5",
+	  "Threads that write and fsync the spool and Maildir files (read at start-up)" },
+};
+
+const struct setting_def *
+settings_defs(size_t *count_r)
+{
+	*count_r = sizeof(defs) / sizeof(defs[0]);
+	return defs;
+}
+
+const struct setting_def *
+settings_find(const char *key)
+{
+	for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
+		if (strcmp(defs[i].key, key) == 0)
+			return &defs[i];
+	}
+	return NULL;
+}
+
+static int
+parse_bool(const char *v, bool *b_r)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(v, yes[i]) == 0) {
+			*b_r = true;
+			return 0;
+		}
+		if (strcasecmp(v, no[i]) == 0) {
+			*b_r = false;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int
+validate_enum(const char *choices, const char *value)
+{
+	size_t vlen = strlen(value);
+	const char *p = choices;
+
+	while (*p != '\0') {
+		size_t n = strcspn(p, "|");
+		if (n == vlen && strncmp(p, value, n) == 0)
+			return 0;
+		p += n;
+		if (*p == '|')
+			p++;
+	}
+	return -1;
+}
+
+static int
+validate_number(const struct setting_def *def, const char *value, char *norm,
+    const char **error_r)
+{
+	uint64_t v;
+	int rc = def->type == SETTING_SIZE ? str_parse_size(value, &v) : str_parse_u64(value, &v);
+
+	if (rc < 0) {
+		*error_r = def->type == SETTING_SIZE ?
+		    "not a size (bytes, or a number with K, M or G)" : "not a whole number";
+		return -1;
+	}
+	if (v < def->min || v > def->max) {
+		*error_r = "out of range";
+		return -1;
+	}
+	snprintf(norm, CONFIG_STR_MAX, "%llu", (unsigned long long)v);
+	return 0;
+}
+
+int
+settings_validate(const struct setting_def *def, const char *value, char *norm,
+    const char **error_r)
+{
+	bool b;
+
+	bool is_text = def->type == SETTING_HOSTNAME || def->type == SETTING_LISTEN ||
+	    def->type == SETTING_ENUM;
+	if (strlen(value) >= CONFIG_STR_MAX || (is_text && strlen(value) >= def->size)) {
+		*error_r = "value too long";
+		return -1;
+	}
+	switch (def->type) {
+	case SETTING_BOOL:
+		if (parse_bool(value, &b) < 0) {
+			*error_r = "not yes or no";
+			return -1;
+		}
+		str_copy(norm, b ? "yes" : "no", CONFIG_STR_MAX);
+		return 0;
+	case SETTING_UINT:
+	case SETTING_SIZE:
+		return validate_number(def, value, norm, error_r);
+	case SETTING_HOSTNAME:
+		if (*value != '\0' && !addr_domain_valid(value)) {
+			*error_r = "not a valid host name";
+			return -1;
+		}
+		break;
+	case SETTING_LISTEN:
+		if (netaddr_listen_validate(value, error_r) < 0)
+			return -1;
+		break;
+	case SETTING_ENUM:
+		if (validate_enum(def->choices, value) < 0) {
+			*error_r = "not one of the allowed values";
+			return -1;
+		}
+		break;
+	}
+	str_copy(norm, value, CONFIG_STR_MAX);
+	return 0;
+}
+
+static void
+apply_value(const struct setting_def *def, const char *value, struct config *cfg)
+{
+	char *field = (char *)cfg + def->offset;
+	uint64_t v = 0;
+	bool b = false;
+
+	switch (def->type) {
+	case SETTING_BOOL:
+		(void)parse_bool(value, &b);
+		*(bool *)(void *)field = b;
+		break;
+	case SETTING_UINT:
+	case SETTING_SIZE:
+		(void)str_parse_size(value, &v);
+		*(uint64_t *)(void *)field = v;
+		break;
+	default:
+		str_copy(field, value, def->size);
+		break;
+	}
+}
+
+int
+settings_get(struct sqlite3 *db, const char *key, char *buf)
+{
+	const struct setting_def *def = settings_find(key);
+
+	if (def == NULL)
+		return -1;
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(db, "SELECT value FROM settings WHERE key = ?", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		str_copy(buf, (const char *)sqlite3_column_text(st, 0), CONFIG_STR_MAX);
+	else
+		str_copy(buf, def->def, CONFIG_STR_MAX);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+bool
+settings_is_stored(struct sqlite3 *db, const char *key)
+{
+	sqlite3_stmt *st = NULL;
+	bool found = false;
+
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM settings WHERE key = ?", -1, &st, NULL) != SQLITE_OK)
+		return false;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	found = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return found;
+}
+
+int
+config_load(struct sqlite3 *db, struct config *cfg, char **error_r)
+{
+	char value[CONFIG_STR_MAX];
+
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
+		if (settings_get(db, defs[i].key, value) < 0) {
+			*error_r = xasprintf("cannot read setting %s: %s", defs[i].key,
+			    sqlite3_errmsg(db));
+			return -1;
+		}
+		apply_value(&defs[i], value, cfg);
+	}
+	if (cfg->server_hostname[0] == '\0') {
+		if (gethostname(cfg->server_hostname, sizeof(cfg->server_hostname) - 1) < 0 ||
+		    cfg->server_hostname[0] == '\0')
+			str_copy(cfg->server_hostname, "localhost", sizeof(cfg->server_hostname));
+	}
+	return 0;
+}
+
+int
+settings_store(struct sqlite3 *db, const char *key, const char *value, char **error_r)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(db, "INSERT INTO settings(key, value) VALUES(?, ?) "
+	    "ON CONFLICT(key) DO UPDATE SET value = excluded.value", -1, &st, NULL) != SQLITE_OK) {
+		*error_r = xstrdup(sqlite3_errmsg(db));
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		*error_r = xstrdup(sqlite3_errmsg(db));
+		return -1;
+	}
+	return 0;
+}

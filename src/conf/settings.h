@@ -1,0 +1,78 @@
+/* settings.h: the one table of settings. It feeds validation in `tegami config
+ * set`, `tegami config show`, the daemon's typed struct config, and the
+ * reference table in docs/settings.md (checked by a test). */
+#ifndef TEGAMI_SETTINGS_H
+#define TEGAMI_SETTINGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sqlite3;
+
+enum setting_type {
+	SETTING_BOOL,     /* yes/no (also true/false, on/off, 1/0) */
+	SETTING_UINT,     /* decimal, min..max */
+	SETTING_SIZE,     /* bytes, K/M/G suffix allowed, min..max */
+	SETTING_HOSTNAME, /* RFC 5321 Domain, or empty for the system name */
+	SETTING_LISTEN,   /* comma-separated ADDR:PORT, [IPv6]:PORT, *:PORT; empty = off */
+	SETTING_ENUM,     /* one of a '|'-separated list */
+};
+
+#define CONFIG_STR_MAX 1024
+
+/* The typed view of every setting, as the daemon uses it. */
+struct config {
+	char server_hostname[256];
+	char log_level[16];
+	char smtp_listen[CONFIG_STR_MAX];
+	uint64_t smtp_max_message_size;
+	uint64_t smtp_max_recipients;
+	uint64_t smtp_max_sessions;
+	uint64_t smtp_max_sessions_per_ip;
+	uint64_t smtp_timeout_command;
+	uint64_t smtp_timeout_data;
+	uint64_t smtp_max_errors;
+	bool smtp_allow_bare_lf;
+	bool smtp_percent_routing;
+	uint64_t storage_min_free;
+	uint64_t queue_workers;
+};
+
+struct setting_def {
+	const char *key;
+	enum setting_type type;
+	const char *def;      /* default, in the text form `config show` prints */
+	uint64_t min, max;    /* UINT and SIZE */
+	const char *choices;  /* ENUM: "a|b|c" */
+	size_t offset;        /* into struct config */
+	size_t size;          /* of the field (strings) */
+	const char *req;      /* requirement IDs from MISSION.md */
+	const char *desc;     /* one line, for docs and `config show --long` */
+};
+
+/* The table and its length. */
+const struct setting_def *settings_defs(size_t *count_r);
+const struct setting_def *settings_find(const char *key);
+
+/* Validates value for def and writes its canonical text form into norm
+ * (CONFIG_STR_MAX bytes). 0, or -1 with a static one-line reason. */
+int settings_validate(const struct setting_def *def, const char *value, char *norm,
+    const char **error_r);
+
+/* Fills cfg from the defaults and the stored values. The system host name is
+ * filled in when server.hostname is empty. 0, or -1 with *error_r (free). */
+int config_load(struct sqlite3 *db, struct config *cfg, char **error_r);
+
+/* The effective text value of key (stored or default) into buf
+ * (CONFIG_STR_MAX). 0, or -1 when the key is unknown or on a db error. */
+int settings_get(struct sqlite3 *db, const char *key, char *buf);
+
+/* Stores a validated canonical value (the caller wraps several in one
+ * transaction). 0, or -1 with *error_r (free). */
+int settings_store(struct sqlite3 *db, const char *key, const char *value, char **error_r);
+
+/* True when key has a stored value (differs from "default"). */
+bool settings_is_stored(struct sqlite3 *db, const char *key);
+
+#endif

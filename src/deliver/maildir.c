@@ -1,0 +1,231 @@
+#include "deliver/maildir.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/fsutil.h"
+#include "lib/xmalloc.h"
+#include "queue/spool.h"
+
+#define PATH_BUF 4096
+
+int
+maildir_path(const char *mail_root, const char *mailbox, char *buf, size_t size)
+{
+	const char *at = strrchr(mailbox, '@');
+
+	if (at == NULL)
+		return -1;
+	int n = snprintf(buf, size, "%s/%s/%.*s", mail_root, at + 1, (int)(at - mailbox), mailbox);
+	return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+int
+maildir_create(const char *dir)
+{
+	static const char *const subs[] = { "tmp", "new", "cur" };
+	char path[PATH_BUF];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/new", dir);
+	if (stat(path, &st) == 0)
+		return 0;
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, subs[i]);
+		if (fs_mkdir_p(path, 0700) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The host part of a Maildir name: '/' and ':' are encoded per the spec. */
+static void
+host_encode(const char *host, char *out, size_t size)
+{
+	size_t o = 0;
+
+	for (const char *p = host; *p != '\0' && o + 5 < size; p++) {
+		if (*p == '/' || *p == ':') {
+			o += (size_t)snprintf(out + o, size - o, "\\%03o", (unsigned char)*p);
+			continue;
+		}
+		out[o++] = *p;
+	}
+	out[o] = '\0';
+}
+
+/* True when dir/sub has an entry starting with prefix (recovery only). */
+static bool
+dir_has_prefix(const char *dir, const char *sub, const char *prefix)
+{
+	char path[PATH_BUF];
+	size_t plen = strlen(prefix);
+	bool found = false;
+	struct dirent *de;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, sub);
+	DIR *d = opendir(path);
+	if (d == NULL)
+		return false;
+	while (!found && (de = readdir(d)) != NULL)
+		found = strncmp(de->d_name, prefix, plen) == 0;
+	closedir(d);
+	return found;
+}
+
+static size_t
+count_lf(struct evbuffer *body)
+{
+	struct evbuffer_iovec vec[64];
+	struct evbuffer_ptr pos;
+	size_t n = 0, off = 0, total = evbuffer_get_length(body);
+
+	evbuffer_ptr_set(body, &pos, 0, EVBUFFER_PTR_SET);
+	while (off < total) {
+		int k = evbuffer_peek(body, -1, &pos, vec, 64);
+		if (k <= 0)
+			break;
+		size_t done = 0;
+		for (int i = 0; i < k && i < 64; i++) {
+			const char *p = vec[i].iov_base, *end = p + vec[i].iov_len;
+			while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+				n++;
+				p++;
+			}
+			done += vec[i].iov_len;
+		}
+		off += done;
+		if (off < total && evbuffer_ptr_set(body, &pos, done, EVBUFFER_PTR_ADD) < 0)
+			break;
+	}
+	return n;
+}
+
+/* Copies src to dst (another filesystem: no hard link possible). */
+static int
+copy_file(const char *src, const char *dst)
+{
+	char *data;
+	size_t len;
+
+	if (fs_read_file(src, (size_t)-1 / 2, &data, &len) < 0)
+		return -1;
+	int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int rc = -1;
+	if (fd >= 0) {
+		rc = fs_write_all(fd, data, len) == 0 && fsync(fd) == 0 ? 0 : -1;
+		int saved = errno;
+		close(fd);
+		if (rc < 0)
+			unlink(dst);
+		errno = saved;
+	}
+	free(data);
+	return rc;
+}
+
+struct target {
+	char dir[PATH_BUF];
+	char name[512];
+	bool skip;
+};
+
+static int
+write_tmp(const char *path, const char *head, size_t headlen, struct evbuffer *body)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return -1;
+	if (spool_write_with_body(fd, head, headlen, body) < 0 || fsync(fd) < 0) {
+		int saved = errno;
+		close(fd);
+		unlink(path);
+		errno = saved;
+		return -1;
+	}
+	return close(fd);
+}
+
+static int
+link_all(struct target *t, size_t n, const char *tmp)
+{
+	char dst[PATH_BUF + 600];
+
+	for (size_t i = 0; i < n; i++) {
+		if (t[i].skip)
+			continue;
+		snprintf(dst, sizeof(dst), "%s/new/%s", t[i].dir, t[i].name);
+		if (link(tmp, dst) == 0 || errno == EEXIST)
+			continue;
+		if (errno != EXDEV || copy_file(tmp, dst) < 0)
+			return -1;
+	}
+	/* Each distinct new/ once: the links are durable when their directory is. */
+	for (size_t i = 0; i < n; i++) {
+		bool seen = t[i].skip;
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = !t[j].skip && strcmp(t[i].dir, t[j].dir) == 0;
+		if (seen)
+			continue;
+		snprintf(dst, sizeof(dst), "%s/new", t[i].dir);
+		if (fs_fsync_dir(dst) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int
+maildir_deliver(const char *mail_root, const char *hostname, const struct spool_msg *m,
+    bool recovering)
+{
+	char host[256], prefix[128], tmp[PATH_BUF + 600];
+	struct target *t = xcalloc(m->nrcpt, sizeof(*t));
+	char *head = xasprintf("Return-Path: <%s>\n", m->sender != NULL ? m->sender : "");
+	size_t headlen = strlen(head);
+	size_t size = headlen + evbuffer_get_length(m->body);
+	size_t vsize = size + 1 + count_lf(m->body);
+	ssize_t first = -1;
+	int rc = -1, saved = 0;
+
+	host_encode(hostname, host, sizeof(host));
+	for (size_t i = 0; i < m->nrcpt; i++) {
+		if (maildir_path(mail_root, m->rcpts[i].mailbox, t[i].dir, sizeof(t[i].dir)) < 0) {
+			errno = ENAMETOOLONG;
+			goto out;
+		}
+		if (maildir_create(t[i].dir) < 0)
+			goto out;
+		snprintf(prefix, sizeof(prefix), "%lld.Q%s_%zu.", (long long)m->arrival, m->qid, i);
+		snprintf(t[i].name, sizeof(t[i].name), "%s%s,S=%zu,W=%zu", prefix, host, size, vsize);
+		if (recovering)
+			t[i].skip = dir_has_prefix(t[i].dir, "new", prefix) ||
+			    dir_has_prefix(t[i].dir, "cur", prefix);
+		if (!t[i].skip && first < 0)
+			first = (ssize_t)i;
+	}
+	if (first < 0) { /* everything had landed before the crash */
+		rc = 0;
+		goto out;
+	}
+	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", t[first].dir, t[first].name);
+	if (write_tmp(tmp, head, headlen, m->body) < 0)
+		goto out;
+	rc = link_all(t, m->nrcpt, tmp);
+	saved = errno;
+	unlink(tmp);
+	errno = saved;
+out:
+	saved = errno;
+	free(head);
+	free(t);
+	errno = saved;
+	return rc;
+}

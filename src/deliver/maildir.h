@@ -1,0 +1,31 @@
+/* maildir.h: local delivery into Maildir (MISSION S4, S5; the layout of
+ * https://cr.yp.to/proto/maildir.html that Dovecot and mutt read).
+ *
+ * One file is written to tmp/ and fsync'd, then hard-linked into new/ of
+ * every recipient, and each new/ directory is fsync'd. File names are derived
+ * from the queue id and the recipient's index:
+ *     ARRIVAL.Q<qid>_<index>.HOST,S=<size>,W=<size with CRLF>
+ * so that re-running a delivery after a crash finds what already landed and
+ * never delivers twice. All functions block on the disk: worker threads only. */
+#ifndef TEGAMI_MAILDIR_H
+#define TEGAMI_MAILDIR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct spool_msg;
+
+/* Delivers m to every recipient's Maildir under mail_root/DOMAIN/LOCAL/.
+ * With recovering set, recipients whose file is already in new/ or cur/ are
+ * skipped. 0, or -1 with errno set (the queue file must then be kept). */
+int maildir_deliver(const char *mail_root, const char *hostname, const struct spool_msg *m,
+    bool recovering);
+
+/* Creates DIR/{tmp,new,cur} when missing. 0 or -1/errno. */
+int maildir_create(const char *dir);
+
+/* The Maildir directory of mailbox "local@domain" under mail_root into buf.
+ * Returns -1 when it does not fit or the mailbox has no '@'. */
+int maildir_path(const char *mail_root, const char *mailbox, char *buf, size_t size);
+
+#endif

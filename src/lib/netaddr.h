@@ -1,0 +1,31 @@
+/* netaddr.h: listen-address lists ("127.0.0.1:2525,[::1]:2525,*:25"). */
+#ifndef TEGAMI_NETADDR_H
+#define TEGAMI_NETADDR_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+#define NETADDR_LISTEN_MAX 16
+
+struct netaddr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+};
+
+/* Parses a comma-separated list; "*:PORT" yields 0.0.0.0 and [::] (the IPv6
+ * socket is made v6-only by the caller). An empty string is an empty list.
+ * Returns the number of addresses written to out (at most max), or -1 with a
+ * static reason in *error_r. */
+int netaddr_parse_listen(const char *spec, struct netaddr *out, size_t max,
+    const char **error_r);
+
+/* Same checks without the output. 0 or -1 with *error_r. */
+int netaddr_listen_validate(const char *spec, const char **error_r);
+
+/* "ADDR:PORT" / "[ADDR]:PORT" text for logs. buf of at least 64 bytes. */
+const char *netaddr_format(const struct sockaddr *sa, char *buf, size_t size);
+
+/* The numeric IP of sa, without port, into buf (INET6_ADDRSTRLEN). */
+const char *netaddr_ip(const struct sockaddr *sa, char *buf, size_t size);
+
+#endif

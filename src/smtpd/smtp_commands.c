@@ -1,0 +1,332 @@
+/* smtp_commands.c: the command table and one handler per command
+ * (RFC 5321 §4.1.1). Each handler checks, then acts, then replies once. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conf/directory.h"
+#include "conf/settings.h"
+#include "lib/fsutil.h"
+#include "lib/log.h"
+#include "lib/strutil.h"
+#include "lib/xmalloc.h"
+#include "mail/smtp_parse.h"
+#include "queue/spool.h"
+#include "smtpd/smtp_session.h"
+
+typedef void smtp_cmd_fn(struct smtp_session *s, char *args);
+
+struct smtp_command {
+	const char *verb;
+	smtp_cmd_fn *fn;
+};
+
+static void
+cmd_helo_common(struct smtp_session *s, char *args, bool esmtp)
+{
+	const struct config *cfg = smtp_server_config(s->srv);
+
+	if (*args == '\0' || strchr(args, ' ') != NULL) {
+		smtp_session_error(s, "501 5.5.4 Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
+		return;
+	}
+	/* RFC 5321 §4.1.4: EHLO/HELO reset any transaction. */
+	smtp_session_reset_tx(s);
+	free(s->helo);
+	s->helo = xstrdup(args);
+	s->esmtp = esmtp;
+	smtp_session_enter(s, SMTP_STATE_READY);
+	if (!esmtp) {
+		smtp_session_reply(s, "250 %s", cfg->server_hostname);
+		return;
+	}
+	smtp_session_reply(s, "250-%s Hello %s [%s]", cfg->server_hostname, args, s->ip);
+	smtp_session_reply(s, "250-SIZE %llu", (unsigned long long)cfg->smtp_max_message_size);
+	smtp_session_reply(s, "250-PIPELINING");
+	smtp_session_reply(s, "250-8BITMIME");
+	smtp_session_reply(s, "250 ENHANCEDSTATUSCODES");
+}
+
+static void
+cmd_ehlo(struct smtp_session *s, char *args)
+{
+	cmd_helo_common(s, args, true);
+}
+
+static void
+cmd_helo(struct smtp_session *s, char *args)
+{
+	cmd_helo_common(s, args, false);
+}
+
+/* MAIL parameters (RFC 1870 SIZE, RFC 6152 BODY). 0, or -1 after replying. */
+static int
+mail_params(struct smtp_session *s, const struct smtp_path_args *pa)
+{
+	const struct config *cfg = smtp_server_config(s->srv);
+
+	for (size_t i = 0; i < pa->nparams; i++) {
+		const struct smtp_param *p = &pa->params[i];
+		uint64_t size;
+		if (!s->esmtp) {
+			smtp_session_error(s, "555 5.5.4 Error: parameters need EHLO");
+			return -1;
+		}
+		if (strcasecmp(p->keyword, "SIZE") == 0) {
+			if (p->value == NULL || str_parse_u64(p->value, &size) < 0) {
+				smtp_session_error(s, "501 5.5.4 Error: bad SIZE parameter");
+				return -1;
+			}
+			if (size > cfg->smtp_max_message_size) {
+				smtp_session_error(s, "552 5.3.4 Error: message size exceeds fixed limit");
+				return -1;
+			}
+		} else if (strcasecmp(p->keyword, "BODY") == 0) {
+			if (p->value == NULL || (strcasecmp(p->value, "7BIT") != 0 &&
+			    strcasecmp(p->value, "8BITMIME") != 0)) {
+				smtp_session_error(s, "501 5.5.4 Error: BODY must be 7BIT or 8BITMIME");
+				return -1;
+			}
+		} else {
+			smtp_session_error(s, "555 5.5.4 Error: unsupported parameter %.64s", p->keyword);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* S6: below storage.min_free, new mail waits (452) and the queue is untouched. */
+static bool
+storage_low(struct smtp_session *s)
+{
+	const struct config *cfg = smtp_server_config(s->srv);
+	uint64_t free_bytes;
+
+	if (cfg->storage_min_free == 0)
+		return false;
+	if (fs_free_bytes(smtp_server_data_dir(s->srv), &free_bytes) < 0)
+		return false;
+	return free_bytes < cfg->storage_min_free;
+}
+
+static void
+cmd_mail(struct smtp_session *s, char *args)
+{
+	struct smtp_path_args pa;
+	const char *error = "";
+	char sender[ADDR_PATH_MAX + 8];
+
+	if (s->state == SMTP_STATE_GREETING_SENT) {
+		smtp_session_error(s, "503 5.5.1 Error: send HELO/EHLO first");
+		return;
+	}
+	if (s->state == SMTP_STATE_MAIL) {
+		smtp_session_error(s, "503 5.5.1 Error: nested MAIL command");
+		return;
+	}
+	switch (smtp_parse_path_args(args, "FROM:", ADDR_ALLOW_NULL, &pa, &error)) {
+	case SMTP_PARSE_OK:
+		break;
+	case SMTP_PARSE_ADDRESS:
+		smtp_session_error(s, "501 5.1.7 Bad sender address syntax: %s", error);
+		return;
+	case SMTP_PARSE_PARAM:
+		smtp_session_error(s, "501 5.5.4 Error: %s", error);
+		return;
+	default:
+		smtp_session_error(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
+		return;
+	}
+	if (mail_params(s, &pa) < 0)
+		return;
+	if (storage_low(s)) {
+		log_warn("event=storage_low session=%llx", (unsigned long long)s->id);
+		smtp_session_reply(s, "452 4.3.1 Error: insufficient system storage");
+		return;
+	}
+	addr_format(&pa.addr, sender, sizeof(sender));
+	s->msg = spool_msg_create();
+	s->msg->sender = xstrdup(sender);
+	s->nrcpt = 0;
+	smtp_session_enter(s, SMTP_STATE_MAIL);
+	smtp_session_reply(s, "250 2.1.0 Ok");
+}
+
+static void
+rcpt_accept(struct smtp_session *s, const struct dir_targets *t, const char *orig)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		bool dup = false;
+		for (size_t j = 0; j < s->msg->nrcpt && !dup; j++)
+			dup = strcmp(s->msg->rcpts[j].mailbox, t->mailbox[i]) == 0;
+		if (!dup)
+			spool_msg_add_rcpt(s->msg, t->mailbox[i], orig);
+	}
+	s->nrcpt++;
+	smtp_session_reply(s, "250 2.1.5 Ok");
+}
+
+static void
+cmd_rcpt(struct smtp_session *s, char *args)
+{
+	const struct config *cfg = smtp_server_config(s->srv);
+	struct dir_targets *targets = smtp_server_scratch_targets(s->srv);
+	struct smtp_path_args pa;
+	const char *error = "";
+	char rcpt[ADDR_PATH_MAX + 8];
+
+	if (s->state != SMTP_STATE_MAIL) {
+		smtp_session_error(s, "503 5.5.1 Error: need MAIL command");
+		return;
+	}
+	switch (smtp_parse_path_args(args, "TO:", ADDR_ALLOW_POSTMASTER, &pa, &error)) {
+	case SMTP_PARSE_OK:
+		break;
+	case SMTP_PARSE_ADDRESS:
+		smtp_session_error(s, "501 5.1.3 Bad recipient address syntax: %s", error);
+		return;
+	case SMTP_PARSE_PARAM:
+		smtp_session_error(s, "501 5.5.4 Error: %s", error);
+		return;
+	default:
+		smtp_session_error(s, "501 5.5.4 Syntax: RCPT TO:<address>");
+		return;
+	}
+	if (pa.nparams > 0) {
+		smtp_session_error(s, "555 5.5.4 Error: unsupported parameter %.64s",
+		    pa.params[0].keyword);
+		return;
+	}
+	if (s->nrcpt >= cfg->smtp_max_recipients) {
+		smtp_session_reply(s, "452 4.5.3 Error: too many recipients");
+		return;
+	}
+	addr_format(&pa.addr, rcpt, sizeof(rcpt));
+	switch (directory_resolve(smtp_server_directory(s->srv), &pa.addr,
+	    cfg->smtp_percent_routing, targets)) {
+	case DIR_LOCAL:
+		rcpt_accept(s, targets, rcpt);
+		return;
+	case DIR_NOT_LOCAL:
+		log_info("event=relay_denied session=%llx client=%s rcpt=<%s>",
+		    (unsigned long long)s->id, s->ip, rcpt);
+		smtp_session_error(s, "550 5.7.1 <%s>: Relay access denied", rcpt);
+		return;
+	case DIR_UNKNOWN:
+		smtp_session_error(s, "550 5.1.1 <%s>: Recipient address rejected: "
+		    "User unknown", rcpt);
+		return;
+	default:
+		smtp_session_reply(s, "451 4.3.0 <%s>: Temporary lookup failure", rcpt);
+		return;
+	}
+}
+
+static void
+cmd_data(struct smtp_session *s, char *args)
+{
+	if (*args != '\0') {
+		smtp_session_error(s, "501 5.5.4 Syntax: DATA");
+		return;
+	}
+	if (s->state != SMTP_STATE_MAIL) {
+		smtp_session_error(s, "503 5.5.1 Error: need MAIL command");
+		return;
+	}
+	if (s->nrcpt == 0) {
+		smtp_session_error(s, "503 5.5.1 Error: need RCPT command");
+		return;
+	}
+	smtp_data_begin(s);
+}
+
+static void
+cmd_rset(struct smtp_session *s, char *args)
+{
+	if (*args != '\0') {
+		smtp_session_error(s, "501 5.5.4 Syntax: RSET");
+		return;
+	}
+	smtp_session_reset_tx(s);
+	smtp_session_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+cmd_noop(struct smtp_session *s, char *args)
+{
+	smtp_session_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+cmd_quit(struct smtp_session *s, char *args)
+{
+	const struct config *cfg = smtp_server_config(s->srv);
+
+	smtp_session_close(s, "221 2.0.0 %s Bye", cfg->server_hostname);
+}
+
+/* RFC 5321 §3.5.3: 252 when we will not say whether a user exists, which is
+ * what we always do (no address harvesting). */
+static void
+cmd_vrfy(struct smtp_session *s, char *args)
+{
+	if (*args == '\0') {
+		smtp_session_error(s, "501 5.5.4 Syntax: VRFY address");
+		return;
+	}
+	smtp_session_reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+static void
+cmd_help(struct smtp_session *s, char *args)
+{
+	smtp_session_reply(s, "214-2.0.0 Commands supported:");
+	smtp_session_reply(s, "214-2.0.0   HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+	smtp_session_reply(s, "214 2.0.0 See RFC 5321");
+}
+
+static void
+cmd_not_implemented(struct smtp_session *s, char *args)
+{
+	smtp_session_error(s, "502 5.5.1 Error: command not implemented");
+}
+
+static const struct smtp_command commands[] = {
+	{ "EHLO", cmd_ehlo },
+	{ "HELO", cmd_helo },
+	{ "MAIL", cmd_mail },
+	{ "RCPT", cmd_rcpt },
+	{ "DATA", cmd_data },
+	{ "RSET", cmd_rset },
+	{ "NOOP", cmd_noop },
+	{ "QUIT", cmd_quit },
+	{ "VRFY", cmd_vrfy },
+	{ "HELP", cmd_help },
+	/* RFC 5321 §4.2.4 / obsolete commands we refuse as not implemented. */
+	{ "EXPN", cmd_not_implemented },
+	{ "SAML", cmd_not_implemented },
+	{ "SEND", cmd_not_implemented },
+	{ "SOML", cmd_not_implemented },
+	{ "TURN", cmd_not_implemented },
+	/* Not offered yet: never advertised in EHLO. */
+	{ "STARTTLS", cmd_not_implemented },
+	{ "AUTH", cmd_not_implemented },
+	{ "ETRN", cmd_not_implemented },
+	{ "BDAT", cmd_not_implemented },
+};
+
+void
+smtp_command_dispatch(struct smtp_session *s, char *line)
+{
+	const char *args;
+	size_t vlen = smtp_parse_verb(line, &args);
+
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strlen(commands[i].verb) == vlen && strncasecmp(line, commands[i].verb, vlen) == 0) {
+			commands[i].fn(s, line + (args - line));
+			return;
+		}
+	}
+	smtp_session_error(s, "500 5.5.2 Error: command not recognized");
+}

@@ -1,0 +1,348 @@
+#include "smtpd/smtp_server.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conf/settings.h"
+#include "lib/log.h"
+#include "lib/netaddr.h"
+#include "lib/workers.h"
+#include "lib/xmalloc.h"
+#include "queue/queue_runner.h"
+#include "queue/spool.h"
+#include "smtpd/smtp_session.h"
+
+#define IPCOUNT_BUCKETS 1024
+
+/* Sessions per client IP, for smtp.max_sessions_per_ip. */
+struct ipcount {
+	struct ipcount *next;
+	unsigned count;
+	char ip[INET6_ADDRSTRLEN];
+};
+
+struct listener {
+	struct evconnlistener *ev;
+	struct netaddr addr;
+};
+
+struct smtp_job {
+	struct smtp_server *srv;
+	struct smtp_session *session; /* NULL once the session went away */
+	struct spool_msg *msg;
+	int result, err;
+};
+
+struct smtp_server {
+	struct smtp_server_deps deps;
+	struct listener listeners[NETADDR_LISTEN_MAX];
+	size_t nlisteners;
+	size_t nsessions;
+	uint64_t next_id;
+	struct ipcount *ipcounts[IPCOUNT_BUCKETS];
+	struct dir_targets scratch; /* RCPT expansion; one session at a time uses it */
+	struct smtp_session **sessions; /* for shutdown */
+	size_t sessions_cap;
+};
+
+struct event_base *smtp_server_base(struct smtp_server *srv) { return srv->deps.base; }
+const struct config *smtp_server_config(struct smtp_server *srv) { return srv->deps.cfg; }
+struct directory *smtp_server_directory(struct smtp_server *srv) { return srv->deps.dir; }
+struct dir_targets *smtp_server_scratch_targets(struct smtp_server *srv) { return &srv->scratch; }
+const char *smtp_server_data_dir(struct smtp_server *srv) { return srv->deps.data_dir; }
+size_t smtp_server_sessions(const struct smtp_server *srv) { return srv->nsessions; }
+
+static unsigned
+ip_hash(const char *ip)
+{
+	unsigned h = 5381;
+
+	for (const char *p = ip; *p != '\0'; p++)
+		h = h * 33 + (unsigned char)*p;
+	return h % IPCOUNT_BUCKETS;
+}
+
+static struct ipcount **
+ipcount_find(struct smtp_server *srv, const char *ip)
+{
+	struct ipcount **pp = &srv->ipcounts[ip_hash(ip)];
+
+	while (*pp != NULL && strcmp((*pp)->ip, ip) != 0)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static unsigned
+ipcount_get(struct smtp_server *srv, const char *ip)
+{
+	struct ipcount *c = *ipcount_find(srv, ip);
+
+	return c != NULL ? c->count : 0;
+}
+
+static void
+ipcount_add(struct smtp_server *srv, const char *ip, int delta)
+{
+	struct ipcount **pp = ipcount_find(srv, ip);
+
+	if (*pp == NULL) {
+		if (delta < 0)
+			return;
+		*pp = xcalloc(1, sizeof(**pp));
+		memcpy((*pp)->ip, ip, sizeof((*pp)->ip));
+	}
+	(*pp)->count = (unsigned)((int)(*pp)->count + delta);
+	if ((*pp)->count == 0) {
+		struct ipcount *dead = *pp;
+		*pp = dead->next;
+		free(dead);
+	}
+}
+
+/* Sessions live in an array for shutdown; each knows its slot, so removal
+ * is a swap with the last one. */
+static void
+sessions_add(struct smtp_server *srv, struct smtp_session *s)
+{
+	if (srv->nsessions == srv->sessions_cap) {
+		srv->sessions_cap = srv->sessions_cap == 0 ? 64 : srv->sessions_cap * 2;
+		srv->sessions = xreallocarray(srv->sessions, srv->sessions_cap, sizeof(*srv->sessions));
+	}
+	s->slot = srv->nsessions;
+	srv->sessions[srv->nsessions++] = s;
+}
+
+void
+smtp_server_session_closed(struct smtp_server *srv, struct smtp_session *s)
+{
+	if (s->job != NULL) {
+		s->job->session = NULL;
+		s->job = NULL;
+	}
+	ipcount_add(srv, s->ip, -1);
+	if (s->slot < srv->nsessions && srv->sessions[s->slot] == s) {
+		struct smtp_session *last = srv->sessions[--srv->nsessions];
+		srv->sessions[s->slot] = last;
+		last->slot = s->slot;
+	}
+}
+
+/* Refuses a connection over the limits with one line, without a session. */
+static void
+refuse(int fd, const char *hostname, const char *why)
+{
+	char buf[512];
+	int n = snprintf(buf, sizeof(buf), "421 4.7.0 %s Error: %s\r\n", hostname, why);
+
+	if (n > 0) {
+		ssize_t w = send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+		(void)w;
+	}
+	close(fd);
+}
+
+static void
+on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+    void *arg)
+{
+	struct smtp_server *srv = arg;
+	const struct config *cfg = srv->deps.cfg;
+	char ip[INET6_ADDRSTRLEN];
+
+	netaddr_ip(sa, ip, sizeof(ip));
+	if (srv->nsessions >= cfg->smtp_max_sessions) {
+		log_warn("event=refused client=%s reason=max_sessions", ip);
+		refuse(fd, cfg->server_hostname, "too many connections");
+		return;
+	}
+	if (ipcount_get(srv, ip) >= cfg->smtp_max_sessions_per_ip) {
+		log_warn("event=refused client=%s reason=max_sessions_per_ip", ip);
+		refuse(fd, cfg->server_hostname, "too many connections from your address");
+		return;
+	}
+	ipcount_add(srv, ip, 1);
+	struct smtp_session *s = smtp_session_create(srv, fd, sa, ++srv->next_id);
+	sessions_add(srv, s);
+}
+
+static void
+on_accept_error(struct evconnlistener *l, void *arg)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+
+	/* EMFILE and friends: log and go on; libevent retries on the next event. */
+	log_error("event=accept_failed error=\"%s\"", evutil_socket_error_to_string(err));
+}
+
+struct smtp_server *
+smtp_server_create(const struct smtp_server_deps *deps)
+{
+	struct smtp_server *srv = xcalloc(1, sizeof(*srv));
+
+	srv->deps = *deps;
+	return srv;
+}
+
+static struct evconnlistener *
+bind_one(struct smtp_server *srv, const struct netaddr *a, const char **error_r)
+{
+	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1;
+
+	if (fd < 0) {
+		*error_r = strerror(errno);
+		return NULL;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (a->ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, 4096) < 0) {
+		*error_r = strerror(errno);
+		close(fd);
+		return NULL;
+	}
+	struct evconnlistener *l = evconnlistener_new(srv->deps.base, on_accept, srv,
+	    LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	if (l == NULL) {
+		*error_r = "evconnlistener_new failed";
+		close(fd);
+		return NULL;
+	}
+	evconnlistener_set_error_cb(l, on_accept_error);
+	return l;
+}
+
+static bool
+same_addr(const struct netaddr *a, const struct netaddr *b)
+{
+	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
+int
+smtp_server_listen(struct smtp_server *srv, const char **error_r)
+{
+	struct netaddr want[NETADDR_LISTEN_MAX];
+	struct listener next[NETADDR_LISTEN_MAX];
+	bool kept[NETADDR_LISTEN_MAX] = { false };
+	int n = netaddr_parse_listen(srv->deps.cfg->smtp_listen, want, NETADDR_LISTEN_MAX, error_r);
+
+	if (n < 0)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		next[i].addr = want[i];
+		next[i].ev = NULL;
+		for (size_t j = 0; j < srv->nlisteners; j++) {
+			if (!kept[j] && same_addr(&srv->listeners[j].addr, &want[i])) {
+				next[i].ev = srv->listeners[j].ev;
+				kept[j] = true;
+				break;
+			}
+		}
+		if (next[i].ev == NULL)
+			next[i].ev = bind_one(srv, &want[i], error_r);
+		if (next[i].ev == NULL) {
+			/* Undo the new binds; keep the old set. */
+			for (int k = 0; k < i; k++) {
+				bool old = false;
+				for (size_t j = 0; j < srv->nlisteners; j++)
+					old = old || srv->listeners[j].ev == next[k].ev;
+				if (!old)
+					evconnlistener_free(next[k].ev);
+			}
+			return -1;
+		}
+	}
+	for (size_t j = 0; j < srv->nlisteners; j++) {
+		if (!kept[j])
+			evconnlistener_free(srv->listeners[j].ev);
+	}
+	memcpy(srv->listeners, next, (size_t)n * sizeof(next[0]));
+	srv->nlisteners = (size_t)n;
+	return 0;
+}
+
+void
+smtp_server_describe(const struct smtp_server *srv, char *buf, size_t size)
+{
+	size_t o = 0;
+	char one[80];
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < srv->nlisteners && o < size; i++) {
+		netaddr_format((const struct sockaddr *)&srv->listeners[i].addr.ss, one, sizeof(one));
+		int n = snprintf(buf + o, size - o, "%s%s", i > 0 ? "," : "", one);
+		if (n < 0)
+			break;
+		o += (size_t)n;
+	}
+}
+
+static void
+spool_work(void *arg)
+{
+	struct smtp_job *job = arg;
+
+	job->result = spool_commit(job->srv->deps.queue_dir, job->msg);
+	job->err = job->result < 0 ? errno : 0;
+}
+
+static void
+spool_done(void *arg)
+{
+	struct smtp_job *job = arg;
+
+	if (job->session != NULL)
+		smtp_session_spooled(job->session, job->msg, job->result, job->err);
+	else if (job->result == 0)
+		log_warn("event=queued_unacknowledged qid=%s reason=client_gone", job->msg->qid);
+	if (job->result == 0)
+		queue_runner_deliver(job->srv->deps.queue, job->msg);
+	else
+		spool_msg_free(&job->msg);
+	free(job);
+}
+
+void
+smtp_server_spool(struct smtp_server *srv, struct smtp_session *s, struct spool_msg *msg)
+{
+	struct smtp_job *job = xcalloc(1, sizeof(*job));
+
+	job->srv = srv;
+	job->session = s;
+	job->msg = msg;
+	s->job = job;
+	s->busy = true;
+	workers_submit(srv->deps.workers, spool_work, spool_done, job);
+}
+
+void
+smtp_server_destroy(struct smtp_server **srvp)
+{
+	struct smtp_server *srv = *srvp;
+
+	if (srv == NULL)
+		return;
+	for (size_t i = 0; i < srv->nlisteners; i++)
+		evconnlistener_free(srv->listeners[i].ev);
+	while (srv->nsessions > 0)
+		smtp_session_destroy(srv->sessions[srv->nsessions - 1]);
+	for (size_t i = 0; i < IPCOUNT_BUCKETS; i++) {
+		while (srv->ipcounts[i] != NULL) {
+			struct ipcount *next = srv->ipcounts[i]->next;
+			free(srv->ipcounts[i]);
+			srv->ipcounts[i] = next;
+		}
+	}
+	free(srv->sessions);
+	free(srv);
+	*srvp = NULL;
+}

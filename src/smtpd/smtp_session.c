@@ -1,0 +1,280 @@
+#include "smtpd/smtp_session.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf/settings.h"
+#include "lib/log.h"
+#include "lib/netaddr.h"
+#include "lib/xmalloc.h"
+#include "queue/spool.h"
+
+static const char *const state_names[] = {
+	[SMTP_STATE_GREETING_SENT] = "greeting",
+	[SMTP_STATE_READY] = "ready",
+	[SMTP_STATE_MAIL] = "mail",
+	[SMTP_STATE_DATA] = "data",
+	[SMTP_STATE_QUIT] = "quit",
+};
+
+static void session_read_cb(struct bufferevent *bev, void *arg);
+static void session_write_cb(struct bufferevent *bev, void *arg);
+static void session_event_cb(struct bufferevent *bev, short what, void *arg);
+
+static void
+session_set_timeout(struct smtp_session *s)
+{
+	const struct config *cfg = smtp_server_config(s->srv);
+	struct timeval tv = { 0, 0 };
+
+	tv.tv_sec = (time_t)(s->state == SMTP_STATE_DATA ? cfg->smtp_timeout_data :
+	    cfg->smtp_timeout_command);
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
+}
+
+/* The one place the protocol state changes (logged at debug level). */
+void
+smtp_session_enter(struct smtp_session *s, enum smtp_state state)
+{
+	if (s->state == state)
+		return;
+	log_debug("event=state session=%llx from=%s to=%s", (unsigned long long)s->id,
+	    state_names[s->state], state_names[state]);
+	bool timeout_changes = s->state == SMTP_STATE_DATA || state == SMTP_STATE_DATA;
+	s->state = state;
+	if (timeout_changes)
+		session_set_timeout(s);
+}
+
+struct smtp_session *
+smtp_session_create(struct smtp_server *srv, int fd, const struct sockaddr *sa, uint64_t id)
+{
+	struct smtp_session *s = xcalloc(1, sizeof(*s));
+	const struct config *cfg = smtp_server_config(srv);
+
+	s->srv = srv;
+	s->id = id;
+	netaddr_ip(sa, s->ip, sizeof(s->ip));
+	s->bev = bufferevent_socket_new(smtp_server_base(srv), fd,
+	    BEV_OPT_CLOSE_ON_FREE);
+	if (s->bev == NULL)
+		fatalx("bufferevent_socket_new failed");
+	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SMTP_INPUT_HIGHWAT);
+	s->state = SMTP_STATE_GREETING_SENT;
+	session_set_timeout(s);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	log_info("event=connect session=%llx client=%s", (unsigned long long)id, s->ip);
+	smtp_session_reply(s, "220 %s ESMTP tegami", cfg->server_hostname);
+	return s;
+}
+
+void
+smtp_session_reset_tx(struct smtp_session *s)
+{
+	spool_msg_free(&s->msg);
+	s->nrcpt = 0;
+	memset(&s->data, 0, sizeof(s->data));
+	if (s->state == SMTP_STATE_MAIL || s->state == SMTP_STATE_DATA)
+		smtp_session_enter(s, SMTP_STATE_READY);
+}
+
+void
+smtp_session_destroy(struct smtp_session *s)
+{
+	log_info("event=disconnect session=%llx client=%s errors=%u",
+	    (unsigned long long)s->id, s->ip, s->errors);
+	smtp_server_session_closed(s->srv, s);
+	spool_msg_free(&s->msg);
+	if (s->bev != NULL)
+		bufferevent_free(s->bev);
+	free(s->helo);
+	free(s);
+}
+
+static void
+session_vreply(struct smtp_session *s, const char *fmt, va_list ap)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+
+	evbuffer_add_vprintf(out, fmt, ap);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+void
+smtp_session_reply(struct smtp_session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	session_vreply(s, fmt, ap);
+	va_end(ap);
+}
+
+void
+smtp_session_close(struct smtp_session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	session_vreply(s, fmt, ap);
+	va_end(ap);
+	smtp_session_enter(s, SMTP_STATE_QUIT);
+	s->closing = true;
+	bufferevent_disable(s->bev, EV_READ);
+}
+
+void
+smtp_session_error(struct smtp_session *s, const char *fmt, ...)
+{
+	va_list ap;
+	const struct config *cfg = smtp_server_config(s->srv);
+
+	va_start(ap, fmt);
+	session_vreply(s, fmt, ap);
+	va_end(ap);
+	if (++s->errors >= cfg->smtp_max_errors) {
+		log_info("event=too_many_errors session=%llx client=%s",
+		    (unsigned long long)s->id, s->ip);
+		smtp_session_close(s, "421 4.7.0 %s Error: too many errors",
+		    cfg->server_hostname);
+	}
+}
+
+/* Reads one command line into buf (NUL-terminated, CRLF stripped).
+ * 1: a line; 0: need more input; -1: the line was bad and answered. */
+static int
+session_read_line(struct smtp_session *s, char *buf, size_t *len_r)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	const struct config *cfg = smtp_server_config(s->srv);
+	struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+
+	if (eol.pos < 0) {
+		if (evbuffer_get_length(in) > SMTP_CMD_LINE_MAX) {
+			evbuffer_drain(in, evbuffer_get_length(in));
+			s->skip_line = true;
+		}
+		return 0;
+	}
+	size_t n = (size_t)eol.pos + 1;
+	if (s->skip_line || n > SMTP_CMD_LINE_MAX) {
+		evbuffer_drain(in, n);
+		s->skip_line = false;
+		smtp_session_error(s, "500 5.5.2 Error: line too long");
+		return -1;
+	}
+	evbuffer_remove(in, buf, n);
+	size_t len = n - 1;
+	if (len > 0 && buf[len - 1] == '\r')
+		len--;
+	else if (!cfg->smtp_allow_bare_lf) {
+		smtp_session_error(s, "550 5.5.2 Error: bare <LF> received; lines must end in <CR><LF>");
+		return -1;
+	}
+	buf[len] = '\0';
+	if (memchr(buf, '\r', len) != NULL && !cfg->smtp_allow_bare_lf) {
+		smtp_session_error(s, "550 5.5.2 Error: bare <CR> received");
+		return -1;
+	}
+	if (strlen(buf) != len) {
+		smtp_session_error(s, "500 5.5.2 Error: NUL character in command");
+		return -1;
+	}
+	*len_r = len;
+	return 1;
+}
+
+void
+smtp_session_input(struct smtp_session *s)
+{
+	char line[SMTP_CMD_LINE_MAX + 1];
+	size_t len;
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+
+	while (!s->busy && !s->closing) {
+		if (evbuffer_get_length(out) > SMTP_OUTPUT_MAX) {
+			/* The client does not read its replies: wait for the write
+			 * callback before handling more (the write cb resumes). */
+			break;
+		}
+		if (s->state == SMTP_STATE_DATA) {
+			if (!smtp_data_input(s))
+				break;
+			continue;
+		}
+		int r = session_read_line(s, line, &len);
+		if (r == 0)
+			break;
+		if (r < 0)
+			continue;
+		smtp_command_dispatch(s, line);
+	}
+}
+
+void
+smtp_session_spooled(struct smtp_session *s, const struct spool_msg *m, int result, int err)
+{
+	s->busy = false;
+	s->job = NULL;
+	if (result == 0) {
+		log_info("event=queued session=%llx qid=%s from=<%s> nrcpt=%zu size=%llu",
+		    (unsigned long long)s->id, m->qid, m->sender, m->nrcpt,
+		    (unsigned long long)s->data.size);
+		smtp_session_reply(s, "250 2.0.0 Ok: queued as %s", m->qid);
+	} else {
+		log_error("event=spool_failed session=%llx error=\"%s\"",
+		    (unsigned long long)s->id, strerror(err));
+		smtp_session_reply(s, err == ENOSPC || err == EDQUOT ?
+		    "452 4.3.1 Error: insufficient system storage" :
+		    "451 4.3.0 Error: queue file write error");
+	}
+	smtp_session_reset_tx(s);
+	smtp_session_input(s);
+}
+
+static void
+session_read_cb(struct bufferevent *bev, void *arg)
+{
+	smtp_session_input(arg);
+}
+
+static void
+session_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	if (s->closing) {
+		if (!s->busy)
+			smtp_session_destroy(s);
+		return;
+	}
+	/* Output drained: input that waited on a full output buffer goes on. */
+	if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+		smtp_session_input(s);
+}
+
+static void
+session_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+	const struct config *cfg = smtp_server_config(s->srv);
+
+	if ((what & BEV_EVENT_TIMEOUT) != 0 && !s->closing) {
+		log_info("event=timeout session=%llx client=%s state=%s",
+		    (unsigned long long)s->id, s->ip, state_names[s->state]);
+		smtp_session_close(s, "421 4.4.2 %s Error: timeout exceeded",
+		    cfg->server_hostname);
+		bufferevent_enable(bev, EV_WRITE);
+		return;
+	}
+	/* EOF or error: nobody is left to answer. A spool job in flight keeps
+	 * running; its completion finds no session and drops the message. */
+	smtp_session_destroy(s);
+}

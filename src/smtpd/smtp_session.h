@@ -1,0 +1,108 @@
+/* smtp_session.h: internal to src/smtpd. One session per client connection;
+ * an RFC 5321 state machine fed by lines from a bufferevent.
+ *
+ * Pipelining (RFC 2920): every complete line in the input buffer is handled
+ * in order and the replies are queued in order. A command that waits on the
+ * disk (end of DATA) sets `busy`; input handling stops and resumes from the
+ * job's completion, so later pipelined commands see its result. */
+#ifndef TEGAMI_SMTP_SESSION_H
+#define TEGAMI_SMTP_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include "conf/directory.h"
+
+struct bufferevent;
+struct spool_msg;
+struct smtp_server;
+struct smtp_job;
+
+#define SMTP_CMD_LINE_MAX 512   /* RFC 5321 §4.5.3.1.4, CRLF included */
+#define SMTP_TEXT_LINE_MAX 1000 /* RFC 5321 §4.5.3.1.6, CRLF included */
+#define SMTP_OUTPUT_MAX (256 * 1024)
+#define SMTP_INPUT_HIGHWAT (64 * 1024)
+
+enum smtp_state {
+	SMTP_STATE_GREETING_SENT, /* before HELO/EHLO */
+	SMTP_STATE_READY,         /* after HELO/EHLO, no transaction */
+	SMTP_STATE_MAIL,          /* MAIL accepted, collecting RCPT */
+	SMTP_STATE_DATA,          /* reading the message */
+	SMTP_STATE_QUIT,          /* flushing the last reply, then close */
+};
+
+/* DATA reader state (smtp_data.c). */
+struct smtp_data_reader {
+	bool at_line_start;  /* the next octet starts a line */
+	bool prev_crlf;      /* the previous line ended in CRLF (end marker needs it) */
+	bool too_big;        /* SIZE exceeded: the rest is discarded */
+	bool bad_eol;        /* bare LF or bare CR seen */
+	bool long_line;      /* a line over SMTP_TEXT_LINE_MAX */
+	uint64_t size;       /* octets stored so far */
+};
+
+struct smtp_session {
+	struct smtp_server *srv;
+	struct bufferevent *bev;
+	uint64_t id;
+	size_t slot;         /* index in the server's session array */
+	char ip[INET6_ADDRSTRLEN];
+	enum smtp_state state;
+	bool esmtp;          /* EHLO (not HELO) was used */
+	bool busy;           /* waiting for a worker job */
+	bool skip_line;      /* discarding an overlong command line */
+	bool closing;        /* free once the output is flushed */
+	unsigned errors;
+	char *helo;
+	struct spool_msg *msg;   /* the transaction, from MAIL to end of DATA */
+	size_t nrcpt;            /* RCPT commands accepted */
+	struct smtp_data_reader data;
+	struct smtp_job *job;    /* in-flight spool write */
+};
+
+/* --- smtp_server.c: services for sessions --- */
+struct event_base *smtp_server_base(struct smtp_server *srv);
+const struct config *smtp_server_config(struct smtp_server *srv);
+struct directory *smtp_server_directory(struct smtp_server *srv);
+struct dir_targets *smtp_server_scratch_targets(struct smtp_server *srv);
+const char *smtp_server_data_dir(struct smtp_server *srv);
+void smtp_server_session_closed(struct smtp_server *srv, struct smtp_session *s);
+/* Takes msg and writes it to the spool on a worker; calls
+ * smtp_session_spooled() later on the loop thread unless the session went
+ * away. Committed messages go to the queue runner, failed ones are freed. */
+void smtp_server_spool(struct smtp_server *srv, struct smtp_session *s, struct spool_msg *msg);
+
+/* --- smtp_session.c --- */
+struct smtp_session *smtp_session_create(struct smtp_server *srv, int fd,
+    const struct sockaddr *sa, uint64_t id);
+/* Frees the session now (connection lost or server stopping). */
+void smtp_session_destroy(struct smtp_session *s);
+void smtp_session_reply(struct smtp_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* A 4xx/5xx protocol error: counts towards smtp.max_errors. */
+void smtp_session_error(struct smtp_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Queues a final reply and closes once it is written. */
+void smtp_session_close(struct smtp_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void smtp_session_reset_tx(struct smtp_session *s);
+void smtp_session_enter(struct smtp_session *s, enum smtp_state state);
+/* Handles buffered input until it runs out or the session waits. */
+void smtp_session_input(struct smtp_session *s);
+/* Spool result for m: 0 committed, -1 failed with errno err. */
+void smtp_session_spooled(struct smtp_session *s, const struct spool_msg *m, int result, int err);
+
+/* --- smtp_commands.c --- */
+void smtp_command_dispatch(struct smtp_session *s, char *line);
+
+/* --- smtp_data.c --- */
+void smtp_data_begin(struct smtp_session *s);
+/* Consumes DATA input; returns true when the end marker was read (the reply
+ * has been sent or the spool job started). */
+bool smtp_data_input(struct smtp_session *s);
+
+#endif
