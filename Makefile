@@ -17,6 +17,7 @@ deps:
 	@bash scripts/deps.sh build
 
 build: deps
+	@bash scripts/checksrc.sh
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 

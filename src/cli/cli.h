@@ -65,6 +65,7 @@ int cmd_config_set(struct cli *c, int argc, char **argv);
 int cmd_config_show(struct cli *c, int argc, char **argv);
 int cmd_config_export(struct cli *c, int argc, char **argv);
 int cmd_config_import(struct cli *c, int argc, char **argv);
+int cmd_config_doc(struct cli *c, int argc, char **argv);
 int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_reload(struct cli *c, int argc, char **argv);
 

@@ -245,3 +245,43 @@ cmd_config_import(struct cli *c, int argc, char **argv)
 	free(text);
 	return rc;
 }
+
+static const char *
+type_name(const struct setting_def *def, char *buf, size_t size)
+{
+	switch (def->type) {
+	case SETTING_BOOL: return "yes/no";
+	case SETTING_UINT:
+		snprintf(buf, size, "number %llu-%llu", (unsigned long long)def->min,
+		    (unsigned long long)def->max);
+		return buf;
+	case SETTING_SIZE: return "bytes (K/M/G)";
+	case SETTING_HOSTNAME: return "host name";
+	case SETTING_LISTEN: return "listen list";
+	case SETTING_ENUM:
+		snprintf(buf, size, "%s", def->choices);
+		for (char *p = buf; *p != '\0'; p++) {
+			if (*p == '|')
+				*p = '/';
+		}
+		return buf;
+	}
+	return "?";
+}
+
+int
+cmd_config_doc(struct cli *c, int argc, char **argv)
+{
+	size_t n;
+	const struct setting_def *defs = settings_defs(&n);
+	char tbuf[128];
+
+	if (argc != 0)
+		return cli_error(CLI_USAGE, "usage: tegami config doc");
+	printf("| key | type | default | meaning | requirement |\n");
+	printf("|---|---|---|---|---|\n");
+	for (size_t i = 0; i < n; i++)
+		printf("| `%s` | %s | `%s` | %s | %s |\n", defs[i].key, type_name(&defs[i], tbuf,
+		    sizeof(tbuf)), defs[i].def, defs[i].desc, defs[i].req);
+	return CLI_OK;
+}

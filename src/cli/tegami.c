@@ -29,6 +29,7 @@ const struct cli_command cli_commands[] = {
 	{ "config", "show", cmd_config_show, "[-v]", "print every setting (-v: with descriptions)" },
 	{ "config", "export", cmd_config_export, "[--json]", "print every setting for backup" },
 	{ "config", "import", cmd_config_import, "FILE", "read settings back (text or JSON)" },
+	{ "config", "doc", cmd_config_doc, "", "print the settings reference (Markdown table)" },
 	{ "status", NULL, cmd_status, "", "is tegamid running, its listeners, the queue size" },
 	{ "reload", NULL, cmd_reload, "", "make tegamid re-read its settings now" },
 };

@@ -15,6 +15,7 @@ enum stmt_id {
 	ST_DOMAIN_GET,
 	ST_USER_EXISTS,
 	ST_ALIAS_TARGETS,
+	ST_PRIMARY_DOMAIN,
 	ST_COUNT
 };
 
@@ -22,6 +23,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_DOMAIN_GET] = "SELECT postmaster FROM domains WHERE name = ?",
 	[ST_USER_EXISTS] = "SELECT 1 FROM users WHERE address = ?",
 	[ST_ALIAS_TARGETS] = "SELECT target FROM aliases WHERE address = ? ORDER BY target",
+	[ST_PRIMARY_DOMAIN] = "SELECT name FROM domains ORDER BY rowid LIMIT 1",
 };
 
 struct directory {
@@ -189,13 +191,32 @@ resolve_mailbox(struct directory *dir, const char *local, const char *domain, in
 	return DIR_UNKNOWN;
 }
 
+/* "<Postmaster>" without a domain goes to the postmaster of the first
+ * local domain (the one the data directory was created with). */
+static enum dir_result
+resolve_bare_postmaster(struct directory *dir, struct dir_targets *out)
+{
+	char domain[ADDR_DOMAIN_MAX + 1];
+	sqlite3_stmt *st = dir->st[ST_PRIMARY_DOMAIN];
+
+	sqlite3_reset(st);
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return rc == SQLITE_DONE ? DIR_UNKNOWN : DIR_TEMPFAIL;
+	}
+	str_copy(domain, (const char *)sqlite3_column_text(st, 0), sizeof(domain));
+	sqlite3_reset(st);
+	return resolve_mailbox(dir, "postmaster", domain, 0, out);
+}
+
 enum dir_result
 directory_resolve(struct directory *dir, const struct mail_addr *rcpt, bool percent_routing,
     struct dir_targets *out)
 {
 	out->n = 0;
 	if (rcpt->domain[0] == '\0') /* bare <Postmaster>: RFC 5321 §4.5.1 */
-		return DIR_UNKNOWN;
+		return resolve_bare_postmaster(dir, out);
 	if (rcpt->domain[0] == '[')  /* address literals are never local here */
 		return DIR_NOT_LOCAL;
 	const char *pct = strrchr(rcpt->local, '%');
