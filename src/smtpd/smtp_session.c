@@ -216,6 +216,12 @@ smtp_session_input(struct smtp_session *s)
 			continue;
 		smtp_command_dispatch(s, line);
 	}
+	if (s->eof && !s->busy) {
+		/* Everything the client sent before closing is answered. */
+		s->closing = true;
+		if (evbuffer_get_length(out) == 0)
+			smtp_session_destroy(s);
+	}
 }
 
 void
@@ -274,7 +280,16 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 		bufferevent_enable(bev, EV_WRITE);
 		return;
 	}
-	/* EOF or error: nobody is left to answer. A spool job in flight keeps
-	 * running; its completion finds no session and drops the message. */
+	if ((what & BEV_EVENT_EOF) != 0 && (what & BEV_EVENT_ERROR) == 0 && !s->closing) {
+		/* Half-close: answer what was sent (and any spool write in
+		 * flight), then close. */
+		s->eof = true;
+		bufferevent_disable(bev, EV_READ);
+		smtp_session_input(s);
+		return;
+	}
+	/* Error, or EOF while closing: nobody is left to answer. A spool job
+	 * in flight keeps running; its completion finds no session and keeps
+	 * the message (committed) or drops it (failed). */
 	smtp_session_destroy(s);
 }

@@ -56,6 +56,7 @@ struct smtp_session {
 	bool busy;           /* waiting for a worker job */
 	bool skip_line;      /* discarding an overlong command line */
 	bool closing;        /* free once the output is flushed */
+	bool eof;            /* the client closed its side: finish what it sent */
 	unsigned errors;
 	char *helo;
 	struct spool_msg *msg;   /* the transaction, from MAIL to end of DATA */
@@ -91,7 +92,9 @@ void smtp_session_close(struct smtp_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void smtp_session_reset_tx(struct smtp_session *s);
 void smtp_session_enter(struct smtp_session *s, enum smtp_state state);
-/* Handles buffered input until it runs out or the session waits. */
+/* Handles buffered input until it runs out or the session waits. May free
+ * the session (after the client closed its side): callers must not touch s
+ * afterwards. */
 void smtp_session_input(struct smtp_session *s);
 /* Spool result for m: 0 committed, -1 failed with errno err. */
 void smtp_session_spooled(struct smtp_session *s, const struct spool_msg *m, int result, int err);
