@@ -89,9 +89,10 @@ read_line_noecho(const char *prompt, char *buf, size_t size)
 	noecho = old;
 	noecho.c_lflag &= ~(tcflag_t)ECHO;
 	noecho.c_lflag |= ECHONL;
+	/* Echo off first, then the prompt: nothing typed after the prompt shows. */
+	tcsetattr(fd, TCSAFLUSH, &noecho);
 	ssize_t w = write(fd, prompt, strlen(prompt));
 	(void)w;
-	tcsetattr(fd, TCSAFLUSH, &noecho);
 	ssize_t n = read(fd, buf, size - 1);
 	tcsetattr(fd, TCSAFLUSH, &old);
 	close(fd);

@@ -35,17 +35,19 @@ struct pending {
 	char value[CONFIG_STR_MAX];
 };
 
-/* Validates key=value into p. CLI_OK or CLI_USAGE after printing why. */
+/* Validates key=value into p. CLI_OK or CLI_USAGE after printing why, in
+ * one line that starts with where ("" or "FILE line N: "). */
 static int
-check_pair(const char *key, const char *value, struct pending *p)
+check_pair(const char *where, const char *key, const char *value, struct pending *p)
 {
 	const struct setting_def *def = settings_find(key);
 	const char *why = "";
 
 	if (def == NULL)
-		return cli_error(CLI_USAGE, "unknown setting '%s' (tegami config show lists them)", key);
+		return cli_error(CLI_USAGE, "%sunknown setting '%s' (tegami config show lists them)",
+		    where, key);
 	if (settings_validate(def, value, p->value, &why) < 0)
-		return cli_error(CLI_USAGE, "bad value for %s: '%s': %s", key, value, why);
+		return cli_error(CLI_USAGE, "%sbad value for %s: '%s': %s", where, key, value, why);
 	p->key = def->key;
 	return CLI_OK;
 }
@@ -90,7 +92,7 @@ cmd_config_set(struct cli *c, int argc, char **argv)
 			break;
 		}
 		*eq = '\0';
-		rc = check_pair(argv[i], eq + 1, &p[i]);
+		rc = check_pair("", argv[i], eq + 1, &p[i]);
 	}
 	if (rc == CLI_OK)
 		rc = store_all(c, p, (size_t)argc);
@@ -172,7 +174,7 @@ import_json(const char *text, struct pending **p_r, size_t *n_r)
 			rc = cli_error(CLI_USAGE, "setting %s: value must be a string", key);
 			break;
 		}
-		if ((rc = check_pair(key, json_string_value(val), &(*p_r)[*n_r])) != CLI_OK)
+		if ((rc = check_pair("", key, json_string_value(val), &(*p_r)[*n_r])) != CLI_OK)
 			break;
 		(*n_r)++;
 	}
@@ -211,8 +213,10 @@ import_text(char *text, struct pending **p_r, size_t *n_r)
 				cap *= 2;
 				*p_r = realloc(*p_r, cap * sizeof(**p_r));
 			}
-			if (check_pair(p, v, &(*p_r)[*n_r]) != CLI_OK)
-				return cli_error(CLI_USAGE, "line %zu: nothing imported", lineno);
+			char where[64];
+			snprintf(where, sizeof(where), "line %zu: ", lineno);
+			if (check_pair(where, p, v, &(*p_r)[*n_r]) != CLI_OK)
+				return CLI_USAGE;
 			(*n_r)++;
 		}
 		line = next;

@@ -62,14 +62,17 @@ int
 cmd_domain_del(struct cli *c, int argc, char **argv)
 {
 	char *error = NULL;
+	char domain[ADDR_DOMAIN_MAX + 1];
 
 	if (argc != 1)
 		return cli_error(CLI_USAGE, "usage: tegami domain del DOMAIN");
-	if (directory_domain_del(cli_dir(c), argv[0], &error) < 0) {
+	str_copy(domain, argv[0], sizeof(domain));
+	str_lower(domain);
+	if (directory_domain_del(cli_dir(c), domain, &error) < 0) {
 		cli_error(CLI_FAIL, "%s", error);
 		free(error);
 		return CLI_FAIL;
 	}
-	printf("domain %s deleted (mailboxes stay on disk)\n", argv[0]);
+	printf("domain %s deleted (mailboxes stay on disk)\n", domain);
 	return CLI_OK;
 }

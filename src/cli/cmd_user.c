@@ -111,8 +111,8 @@ cmd_user_passwd(struct cli *c, int argc, char **argv)
 
 	if (rc != CLI_OK)
 		return rc;
-	char *old = directory_user_password(cli_dir(c), mailbox);
-	free(old);
+	if (!directory_user_exists(cli_dir(c), mailbox))
+		return cli_error(CLI_FAIL, "no such user: %s", mailbox);
 	if ((hash = cli_read_password_hash(from_stdin)) == NULL)
 		return CLI_USAGE;
 	if (directory_user_set_password(cli_dir(c), mailbox, hash, &error) < 0) {

@@ -105,6 +105,12 @@ user_exists(struct directory *dir, const char *mailbox)
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
+bool
+directory_user_exists(struct directory *dir, const char *mailbox)
+{
+	return user_exists(dir, mailbox) == 1;
+}
+
 static void
 targets_add(struct dir_targets *out, const char *mailbox)
 {

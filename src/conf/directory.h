@@ -37,6 +37,7 @@ void directory_destroy(struct directory **dirp);
 struct sqlite3 *directory_db(struct directory *dir);
 
 bool directory_domain_exists(struct directory *dir, const char *domain);
+bool directory_user_exists(struct directory *dir, const char *mailbox);
 
 /* Resolves a recipient: postmaster (any case, RFC 5321 §4.5.1) to the
  * domain's postmaster, then aliases (recursively), then users. With

@@ -35,8 +35,11 @@ struct listener {
 	struct netaddr addr;
 };
 
+/* A spool write in flight. It outlives the server at shutdown (the workers
+ * are drained after the sessions are gone), so it holds what it needs. */
 struct smtp_job {
-	struct smtp_server *srv;
+	const char *queue_dir;        /* owned by the daemon */
+	struct queue_runner *queue;   /* destroyed after the workers */
 	struct smtp_session *session; /* NULL once the session went away */
 	struct spool_msg *msg;
 	int result, err;
@@ -291,7 +294,7 @@ spool_work(void *arg)
 {
 	struct smtp_job *job = arg;
 
-	job->result = spool_commit(job->srv->deps.queue_dir, job->msg);
+	job->result = spool_commit(job->queue_dir, job->msg);
 	job->err = job->result < 0 ? errno : 0;
 }
 
@@ -305,7 +308,7 @@ spool_done(void *arg)
 	else if (job->result == 0)
 		log_warn("event=queued_unacknowledged qid=%s reason=client_gone", job->msg->qid);
 	if (job->result == 0)
-		queue_runner_deliver(job->srv->deps.queue, job->msg);
+		queue_runner_deliver(job->queue, job->msg);
 	else
 		spool_msg_free(&job->msg);
 	free(job);
@@ -316,7 +319,8 @@ smtp_server_spool(struct smtp_server *srv, struct smtp_session *s, struct spool_
 {
 	struct smtp_job *job = xcalloc(1, sizeof(*job));
 
-	job->srv = srv;
+	job->queue_dir = srv->deps.queue_dir;
+	job->queue = srv->deps.queue;
 	job->session = s;
 	job->msg = msg;
 	s->job = job;
