@@ -100,8 +100,8 @@ state_write(struct daemon *d)
 	FILE *f = fopen(tmp, "w");
 	if (f == NULL)
 		return;
-	fprintf(f, "version: %s\nhostname: %s\nsmtp: %s\n", TEGAMI_VERSION,
-	    d->cfg.server_hostname, where[0] != '\0' ? where : "off");
+	fprintf(f, "pid: %ld\nversion: %s\nhostname: %s\nsmtp: %s\n", (long)getpid(),
+	    TEGAMI_VERSION, d->cfg.server_hostname, where[0] != '\0' ? where : "off");
 	if (fclose(f) == 0)
 		rename(tmp, path);
 }

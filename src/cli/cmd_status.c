@@ -50,8 +50,15 @@ cmd_status(struct cli *c, int argc, char **argv)
 	printf("tegamid: running (pid %ld)\n", pid);
 	datadir_path(c->data_dir, "tegamid.state", path, sizeof(path));
 	if (fs_read_file(path, 65536, &state, &len) == 0) {
-		/* "name: value" lines written by the daemon: its listeners as bound. */
-		fputs(state, stdout);
+		/* "name: value" lines written by the daemon: its listeners as bound
+		 * (its pid line is already printed above). */
+		for (char *line = state, *next; line != NULL && *line != '\0'; line = next) {
+			next = strchr(line, '\n');
+			if (next != NULL)
+				*next++ = '\0';
+			if (strncmp(line, "pid: ", 5) != 0)
+				printf("%s\n", line);
+		}
 		free(state);
 	}
 	printf("queue: %ld message(s)\n", queue_count(c->data_dir));

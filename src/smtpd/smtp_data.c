@@ -44,7 +44,6 @@ smtp_data_begin(struct smtp_session *s)
 	s->data.at_line_start = true;
 	s->data.prev_crlf = true;
 	add_received(s);
-	s->data.size = evbuffer_get_length(s->msg->body);
 	smtp_session_enter(s, SMTP_STATE_DATA);
 	smtp_session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
@@ -55,9 +54,10 @@ data_store(struct smtp_session *s, const char *p, size_t n, bool eol)
 	const struct config *cfg = smtp_server_config(s->srv);
 	struct smtp_data_reader *d = &s->data;
 
+	d->size += n + (eol ? 2 : 0);
 	if (d->too_big || d->bad_eol || d->long_line)
 		return; /* refused anyway: keep nothing */
-	if (d->size + n + (eol ? 1 : 0) > cfg->smtp_max_message_size) {
+	if (d->size > cfg->smtp_max_message_size) {
 		d->too_big = true;
 		evbuffer_drain(s->msg->body, evbuffer_get_length(s->msg->body));
 		return;
@@ -65,7 +65,6 @@ data_store(struct smtp_session *s, const char *p, size_t n, bool eol)
 	evbuffer_add(s->msg->body, p, n);
 	if (eol)
 		evbuffer_add(s->msg->body, "\n", 1);
-	d->size += n + (eol ? 1 : 0);
 }
 
 /* One line of n octets, LF included. Returns true at the end marker. */

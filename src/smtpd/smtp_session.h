@@ -42,7 +42,8 @@ struct smtp_data_reader {
 	bool too_big;        /* SIZE exceeded: the rest is discarded */
 	bool bad_eol;        /* bare LF or bare CR seen */
 	bool long_line;      /* a line over SMTP_TEXT_LINE_MAX */
-	uint64_t size;       /* octets stored so far */
+	uint64_t size;       /* RFC 1870 §6.1 size: octets received with CRLFs,
+	                        without dot-stuffing or our own headers */
 };
 
 struct smtp_session {

@@ -128,16 +128,22 @@ class Tegami:
         return self
 
     def wait_listening(self, timeout=15):
+        """Waits for DIR/tegamid.state naming this process: the daemon writes
+        it once its listeners are bound. No probe connection is made, so no
+        session slot is used."""
+        state = self.dir / "tegamid.state"
+        want = "pid: %d\n" % self.proc.pid
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError("tegamid exited (%d):\n%s" % (self.proc.returncode, self.log()))
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("tegamid did not listen on %d:\n%s" % (self.port, self.log()))
+                if state.read_text().startswith(want):
+                    return
+            except FileNotFoundError:
+                pass
+            time.sleep(0.02)
+        raise AssertionError("tegamid did not start on %d:\n%s" % (self.port, self.log()))
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
         if self.proc is None:
