@@ -8,6 +8,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -22,7 +23,9 @@
 #include "conf/directory.h"
 #include "conf/settings.h"
 #include "lib/db.h"
+#include "lib/fsutil.h"
 #include "lib/log.h"
+#include "lib/tls.h"
 #include "lib/workers.h"
 #include "lib/xmalloc.h"
 #include "queue/queue_runner.h"
@@ -88,28 +91,113 @@ pidfile_take(struct daemon *d)
 		fatal("cannot write %s", d->pid_path);
 }
 
+/* Listener lines "smtp: ADDR,..." for the state file and the start banner. */
+static void
+describe_listeners(struct daemon *d, char *buf, size_t size, const char *sep)
+{
+	char where[1024];
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (int k = 0; k < SMTP_LISTENER_KINDS; k++) {
+		smtp_server_describe(d->smtp, (enum smtp_listener_kind)k, where, sizeof(where));
+		int n = snprintf(buf + o, size - o, "%s: %s%s", smtp_listener_name(k),
+		    where[0] != '\0' ? where : "off", sep);
+		if (n < 0 || (size_t)n >= size - o)
+			break;
+		o += (size_t)n;
+	}
+}
+
 /* DATA/tegamid.state: what `tegami status` shows of the running daemon. */
 static void
 state_write(struct daemon *d)
 {
-	char path[4200], tmp[4300], where[1024];
+	char path[4200], tmp[4300], listeners[4096];
 
-	smtp_server_describe(d->smtp, where, sizeof(where));
+	describe_listeners(d, listeners, sizeof(listeners), "\n");
 	datadir_path(d->data_dir, "tegamid.state", path, sizeof(path));
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	FILE *f = fopen(tmp, "w");
 	if (f == NULL)
 		return;
-	fprintf(f, "pid: %ld\nversion: %s\nhostname: %s\nsmtp: %s\n", (long)getpid(),
-	    TEGAMI_VERSION, d->cfg.server_hostname, where[0] != '\0' ? where : "off");
+	fprintf(f, "pid: %ld\nversion: %s\nhostname: %s\ntls: %s\n%s", (long)getpid(),
+	    TEGAMI_VERSION, d->cfg.server_hostname, smtp_server_tls(d->smtp) != NULL ?
+	    "on" : "off", listeners);
 	if (fclose(f) == 0)
 		rename(tmp, path);
+}
+
+/* The TLS context from the settings; with no certificate configured, a
+ * self-signed one is made in DATA/tls/ on first use (A2). Returns NULL with
+ * a reason in err. */
+static SSL_CTX *
+tls_load(struct daemon *d, char *err, size_t errsize)
+{
+	char dir[4200], cert[4300], key[4300];
+	struct tls_settings ts = {
+		.cert_file = d->cfg.tls_cert_file, .key_file = d->cfg.tls_key_file,
+		.min_protocol = d->cfg.tls_min_protocol, .ciphers = d->cfg.tls_ciphers,
+	};
+
+	if (ts.cert_file[0] == '\0') {
+		datadir_path(d->data_dir, "tls", dir, sizeof(dir));
+		snprintf(cert, sizeof(cert), "%s/self-signed.crt", dir);
+		snprintf(key, sizeof(key), "%s/self-signed.key", dir);
+		if (access(cert, R_OK) < 0 || access(key, R_OK) < 0) {
+			if (fs_mkdir_p(dir, 0750) < 0 ||
+			    tls_selfsigned_create(d->cfg.server_hostname, cert, key, err, errsize) < 0)
+				return NULL;
+			log_info("event=tls_selfsigned cert=%s hostname=%s "
+			    "note=\"set tls.cert_file and tls.key_file for a real certificate\"",
+			    cert, d->cfg.server_hostname);
+		}
+		ts.cert_file = cert;
+		ts.key_file = key;
+	} else if (ts.key_file[0] == '\0') {
+		ts.key_file = ts.cert_file; /* key and chain in one PEM file */
+	}
+	return tls_context_create(&ts, err, errsize);
+}
+
+/* Installs a fresh TLS context; on failure keeps the old one (reload) and
+ * returns -1. */
+static int
+tls_apply(struct daemon *d)
+{
+	char err[512];
+	SSL_CTX *ctx = tls_load(d, err, sizeof(err));
+
+	if (ctx == NULL) {
+		log_error("event=tls_failed error=\"%s\"", err);
+		return -1;
+	}
+	smtp_server_set_tls(d->smtp, ctx);
+	SSL_CTX_free(ctx);
+	return 0;
+}
+
+static bool
+listen_changed(const struct config *a, const struct config *b)
+{
+	return strcmp(a->smtp_listen, b->smtp_listen) != 0 ||
+	    strcmp(a->submission_listen, b->submission_listen) != 0 ||
+	    strcmp(a->smtps_listen, b->smtps_listen) != 0;
+}
+
+static bool
+tls_changed(const struct config *a, const struct config *b)
+{
+	return strcmp(a->tls_cert_file, b->tls_cert_file) != 0 ||
+	    strcmp(a->tls_key_file, b->tls_key_file) != 0 ||
+	    strcmp(a->tls_min_protocol, b->tls_min_protocol) != 0 ||
+	    strcmp(a->tls_ciphers, b->tls_ciphers) != 0;
 }
 
 static void
 reload(struct daemon *d, const char *why)
 {
-	struct config next;
+	struct config next, old;
 	char *error = NULL;
 	const char *lerr = NULL;
 
@@ -118,16 +206,21 @@ reload(struct daemon *d, const char *why)
 		free(error);
 		return;
 	}
-	bool relisten = strcmp(next.smtp_listen, d->cfg.smtp_listen) != 0;
-	char old_listen[CONFIG_STR_MAX];
-	memcpy(old_listen, d->cfg.smtp_listen, sizeof(old_listen));
+	old = d->cfg;
 	d->cfg = next;
 	apply_log_level(&d->cfg);
 	queue_runner_set_hostname(d->queue, d->cfg.server_hostname);
-	if (relisten && smtp_server_listen(d->smtp, &lerr) < 0) {
-		log_error("event=listen_failed listen=%s error=\"%s\" kept=%s",
-		    d->cfg.smtp_listen, lerr, old_listen);
-		memcpy(d->cfg.smtp_listen, old_listen, sizeof(old_listen));
+	if ((tls_changed(&old, &d->cfg) || strcmp(why, "sighup") == 0) && tls_apply(d) < 0) {
+		memcpy(d->cfg.tls_cert_file, old.tls_cert_file, sizeof(old.tls_cert_file));
+		memcpy(d->cfg.tls_key_file, old.tls_key_file, sizeof(old.tls_key_file));
+		memcpy(d->cfg.tls_min_protocol, old.tls_min_protocol, sizeof(old.tls_min_protocol));
+		memcpy(d->cfg.tls_ciphers, old.tls_ciphers, sizeof(old.tls_ciphers));
+	}
+	if (listen_changed(&old, &d->cfg) && smtp_server_listen(d->smtp, &lerr) < 0) {
+		log_error("event=listen_failed error=\"%s\" kept=previous", lerr);
+		memcpy(d->cfg.smtp_listen, old.smtp_listen, sizeof(old.smtp_listen));
+		memcpy(d->cfg.submission_listen, old.submission_listen, sizeof(old.submission_listen));
+		memcpy(d->cfg.smtps_listen, old.smtps_listen, sizeof(old.smtps_listen));
 	}
 	state_write(d);
 	log_info("event=reloaded reason=%s", why);
@@ -195,7 +288,7 @@ static void
 daemon_start(struct daemon *d)
 {
 	const char *lerr = NULL;
-	char where[1024];
+	char where[4096];
 
 	d->base = event_base_new();
 	if (d->base == NULL)
@@ -209,9 +302,15 @@ daemon_start(struct daemon *d)
 		.queue = d->queue, .data_dir = d->data_dir, .queue_dir = d->queue_dir,
 	};
 	d->smtp = smtp_server_create(&deps);
+	if (tls_apply(d) < 0) {
+		fprintf(stderr, "tegamid: TLS cannot start (see the log line above); "
+		    "fix tls.cert_file / tls.key_file\n");
+		exit(1);
+	}
 	if (smtp_server_listen(d->smtp, &lerr) < 0) {
-		log_error("event=listen_failed listen=%s error=\"%s\"", d->cfg.smtp_listen, lerr);
-		fprintf(stderr, "tegamid: cannot listen on %s: %s\n", d->cfg.smtp_listen, lerr);
+		log_error("event=listen_failed error=\"%s\"", lerr);
+		fprintf(stderr, "tegamid: cannot listen: %s (check smtp.listen, "
+		    "submission.listen, smtps.listen)\n", lerr);
 		exit(1);
 	}
 	queue_runner_recover(d->queue);
@@ -225,12 +324,12 @@ daemon_start(struct daemon *d)
 	event_add(d->ev_hup, NULL);
 	event_add(d->ev_poll, &second);
 	state_write(d);
-	smtp_server_describe(d->smtp, where, sizeof(where));
-	log_info("event=started version=%s data=%s smtp=%s hostname=%s", TEGAMI_VERSION,
-	    d->data_dir, where, d->cfg.server_hostname);
-	printf("tegamid %s: data in %s, SMTP on %s\n"
+	describe_listeners(d, where, sizeof(where), " ");
+	log_info("event=started version=%s data=%s hostname=%s %s", TEGAMI_VERSION,
+	    d->data_dir, d->cfg.server_hostname, where);
+	printf("tegamid %s: data in %s\nlistening: %s\n"
 	    "add a user: tegami -D %s user add NAME@%s\n", TEGAMI_VERSION, d->data_dir,
-	    where[0] != '\0' ? where : "(no listener)", d->data_dir, DATADIR_DEFAULT_DOMAIN);
+	    where, d->data_dir, DATADIR_DEFAULT_DOMAIN);
 	fflush(stdout);
 }
 

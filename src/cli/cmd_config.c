@@ -262,6 +262,8 @@ type_name(const struct setting_def *def, char *buf, size_t size)
 	case SETTING_SIZE: return "bytes (K/M/G)";
 	case SETTING_HOSTNAME: return "host name";
 	case SETTING_LISTEN: return "listen list";
+	case SETTING_PATH: return "file path";
+	case SETTING_TEXT: return "text";
 	case SETTING_ENUM:
 		snprintf(buf, size, "%s", def->choices);
 		for (char *p = buf; *p != '\0'; p++) {

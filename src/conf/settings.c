@@ -24,6 +24,18 @@ static const struct setting_def defs[] = {
 	  "Most verbose log level written to standard error" },
 	{ "smtp.listen", SETTING_LISTEN, "127.0.0.1:2525", 0, 0, NULL, F(smtp_listen), "S7",
 	  "SMTP listen addresses: ADDR:PORT, [IPv6]:PORT or *:PORT (all interfaces), comma-separated; empty disables the listener" },
+	{ "submission.listen", SETTING_LISTEN, "127.0.0.1:2587", 0, 0, NULL, F(submission_listen), "A3 S7",
+	  "Submission listen addresses (587 in production; STARTTLS offered), as smtp.listen" },
+	{ "smtps.listen", SETTING_LISTEN, "127.0.0.1:2465", 0, 0, NULL, F(smtps_listen), "A2 S7",
+	  "Implicit-TLS SMTP listen addresses (465 in production), as smtp.listen" },
+	{ "tls.cert_file", SETTING_PATH, "", 0, 0, NULL, F(tls_cert_file), "A2",
+	  "PEM certificate chain for STARTTLS and SMTPS; empty: a self-signed one made in DATA/tls/ at first start" },
+	{ "tls.key_file", SETTING_PATH, "", 0, 0, NULL, F(tls_key_file), "A2",
+	  "PEM private key of tls.cert_file" },
+	{ "tls.min_protocol", SETTING_ENUM, "TLSv1.2", 0, 0, "TLSv1|TLSv1.1|TLSv1.2|TLSv1.3", F(tls_min_protocol), "A2",
+	  "Oldest TLS version accepted" },
+	{ "tls.ciphers", SETTING_TEXT, "", 0, 0, NULL, F(tls_ciphers), "A2",
+	  "OpenSSL cipher list for TLS 1.2 and older; empty: OpenSSL's default" },
 	{ "smtp.max_message_size", SETTING_SIZE, "10485760", 1 * KB, 2 * GB, NULL, F(smtp_max_message_size), "S3 S6",
 	  "Largest message accepted, in bytes (advertised as SIZE; larger DATA gets 552 5.3.4)" },
 	{ "smtp.max_recipients", SETTING_UINT, "100", 1, 100000, NULL, F(smtp_max_recipients), "S6",
@@ -127,8 +139,8 @@ settings_validate(const struct setting_def *def, const char *value, char *norm,
 {
 	bool b;
 
-	bool is_text = def->type == SETTING_HOSTNAME || def->type == SETTING_LISTEN ||
-	    def->type == SETTING_ENUM;
+	bool is_text = def->type != SETTING_BOOL && def->type != SETTING_UINT &&
+	    def->type != SETTING_SIZE;
 	if (strlen(value) >= CONFIG_STR_MAX || (is_text && strlen(value) >= def->size)) {
 		*error_r = "value too long";
 		return -1;
@@ -158,6 +170,20 @@ settings_validate(const struct setting_def *def, const char *value, char *norm,
 		if (validate_enum(def->choices, value) < 0) {
 			*error_r = "not one of the allowed values";
 			return -1;
+		}
+		break;
+	case SETTING_PATH:
+		if (*value != '\0' && access(value, R_OK) < 0) {
+			*error_r = "no readable file there";
+			return -1;
+		}
+		break;
+	case SETTING_TEXT:
+		for (const char *p = value; *p != '\0'; p++) {
+			if (*p <= ' ' || *p > '~') {
+				*error_r = "only printable characters without blanks";
+				return -1;
+			}
 		}
 		break;
 	}

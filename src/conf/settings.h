@@ -17,6 +17,8 @@ enum setting_type {
 	SETTING_HOSTNAME, /* RFC 5321 Domain, or empty for the system name */
 	SETTING_LISTEN,   /* comma-separated ADDR:PORT, [IPv6]:PORT, *:PORT; empty = off */
 	SETTING_ENUM,     /* one of a '|'-separated list */
+	SETTING_PATH,     /* a readable file, or empty */
+	SETTING_TEXT,     /* printable ASCII without blanks, or empty */
 };
 
 #define CONFIG_STR_MAX 1024
@@ -26,6 +28,12 @@ struct config {
 	char server_hostname[256];
 	char log_level[16];
 	char smtp_listen[CONFIG_STR_MAX];
+	char submission_listen[CONFIG_STR_MAX];
+	char smtps_listen[CONFIG_STR_MAX];
+	char tls_cert_file[CONFIG_STR_MAX];
+	char tls_key_file[CONFIG_STR_MAX];
+	char tls_min_protocol[16];
+	char tls_ciphers[CONFIG_STR_MAX];
 	uint64_t smtp_max_message_size;
 	uint64_t smtp_max_recipients;
 	uint64_t smtp_max_sessions;

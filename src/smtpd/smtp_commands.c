@@ -22,6 +22,13 @@ struct smtp_command {
 	smtp_cmd_fn *fn;
 };
 
+/* RFC 3207: on the plain ports, while not encrypted, with a certificate. */
+static bool
+starttls_offered(struct smtp_session *s)
+{
+	return !s->tls && s->kind != SMTP_LISTENER_SMTPS && smtp_server_tls(s->srv) != NULL;
+}
+
 static void
 cmd_helo_common(struct smtp_session *s, char *args, bool esmtp)
 {
@@ -45,6 +52,8 @@ cmd_helo_common(struct smtp_session *s, char *args, bool esmtp)
 	smtp_session_reply(s, "250-SIZE %llu", (unsigned long long)cfg->smtp_max_message_size);
 	smtp_session_reply(s, "250-PIPELINING");
 	smtp_session_reply(s, "250-8BITMIME");
+	if (starttls_offered(s))
+		smtp_session_reply(s, "250-STARTTLS");
 	smtp_session_reply(s, "250 ENHANCEDSTATUSCODES");
 }
 
@@ -282,8 +291,30 @@ static void
 cmd_help(struct smtp_session *s, char *args)
 {
 	smtp_session_reply(s, "214-2.0.0 Commands supported:");
-	smtp_session_reply(s, "214-2.0.0   HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+	smtp_session_reply(s, "214-2.0.0   HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS");
 	smtp_session_reply(s, "214 2.0.0 See RFC 5321");
+}
+
+static void
+cmd_starttls(struct smtp_session *s, char *args)
+{
+	if (*args != '\0') {
+		smtp_session_error(s, "501 5.5.4 Syntax: STARTTLS");
+		return;
+	}
+	if (s->tls) {
+		smtp_session_error(s, "503 5.5.1 Error: TLS already active");
+		return;
+	}
+	if (!starttls_offered(s)) {
+		smtp_session_error(s, "454 4.7.0 TLS not available");
+		return;
+	}
+	if (s->state == SMTP_STATE_GREETING_SENT) {
+		smtp_session_error(s, "503 5.5.1 Error: send EHLO first");
+		return;
+	}
+	smtp_session_starttls(s, smtp_server_tls(s->srv));
 }
 
 static void
@@ -310,7 +341,7 @@ static const struct smtp_command commands[] = {
 	{ "SOML", cmd_not_implemented },
 	{ "TURN", cmd_not_implemented },
 	/* Not offered yet: never advertised in EHLO. */
-	{ "STARTTLS", cmd_not_implemented },
+	{ "STARTTLS", cmd_starttls },
 	{ "AUTH", cmd_not_implemented },
 	{ "ETRN", cmd_not_implemented },
 	{ "BDAT", cmd_not_implemented },

@@ -25,13 +25,18 @@ static void
 add_received(struct smtp_session *s)
 {
 	const struct config *cfg = smtp_server_config(s->srv);
-	char date[RFC5322_DATE_MAX];
+	char date[RFC5322_DATE_MAX], tls[128];
 	struct evbuffer *b = s->msg->body;
 
 	rfc5322_date(s->msg->arrival, date);
-	/* RFC 5321 §4.4 Time-stamp-line; "for" only with a single recipient. */
-	evbuffer_add_printf(b, "Received: from %s (unknown [%s])\n\tby %s (tegami) with %s id %s",
-	    s->helo, s->ip, cfg->server_hostname, s->esmtp ? "ESMTP" : "SMTP", s->msg->qid);
+	smtp_session_tls_describe(s, tls, sizeof(tls));
+	/* RFC 5321 §4.4 Time-stamp-line; protocol names from RFC 3848;
+	 * "for" only with a single recipient. */
+	evbuffer_add_printf(b, "Received: from %s (unknown [%s])\n", s->helo, s->ip);
+	if (tls[0] != '\0')
+		evbuffer_add_printf(b, "\t(using %s)\n", tls);
+	evbuffer_add_printf(b, "\tby %s (tegami) with %s id %s", cfg->server_hostname,
+	    s->esmtp ? (s->tls ? "ESMTPS" : "ESMTP") : "SMTP", s->msg->qid);
 	if (s->msg->nrcpt == 1)
 		evbuffer_add_printf(b, "\n\tfor <%s>", s->msg->rcpts[0].orig);
 	evbuffer_add_printf(b, "; %s\n", date);

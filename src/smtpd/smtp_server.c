@@ -5,6 +5,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <openssl/ssl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,9 +32,13 @@ struct ipcount {
 };
 
 struct listener {
+	struct smtp_server *srv;
 	struct evconnlistener *ev;
 	struct netaddr addr;
+	enum smtp_listener_kind kind;
 };
+
+#define LISTENERS_MAX (NETADDR_LISTEN_MAX * SMTP_LISTENER_KINDS)
 
 /* A spool write in flight. It outlives the server at shutdown (the workers
  * are drained after the sessions are gone), so it holds what it needs. */
@@ -47,8 +52,9 @@ struct smtp_job {
 
 struct smtp_server {
 	struct smtp_server_deps deps;
-	struct listener listeners[NETADDR_LISTEN_MAX];
+	struct listener *listeners[LISTENERS_MAX];
 	size_t nlisteners;
+	SSL_CTX *tls;
 	size_t nsessions;
 	uint64_t next_id;
 	struct ipcount *ipcounts[IPCOUNT_BUCKETS];
@@ -62,6 +68,24 @@ const struct config *smtp_server_config(struct smtp_server *srv) { return srv->d
 struct directory *smtp_server_directory(struct smtp_server *srv) { return srv->deps.dir; }
 struct dir_targets *smtp_server_scratch_targets(struct smtp_server *srv) { return &srv->scratch; }
 const char *smtp_server_data_dir(struct smtp_server *srv) { return srv->deps.data_dir; }
+struct ssl_ctx_st *smtp_server_tls(struct smtp_server *srv) { return srv->tls; }
+
+const char *
+smtp_listener_name(enum smtp_listener_kind kind)
+{
+	static const char *const names[] = { "smtp", "submission", "smtps" };
+
+	return kind < SMTP_LISTENER_KINDS ? names[kind] : "?";
+}
+
+void
+smtp_server_set_tls(struct smtp_server *srv, struct ssl_ctx_st *ctx)
+{
+	if (ctx != NULL)
+		SSL_CTX_up_ref(ctx);
+	SSL_CTX_free(srv->tls);
+	srv->tls = ctx;
+}
 size_t smtp_server_sessions(const struct smtp_server *srv) { return srv->nsessions; }
 
 static unsigned
@@ -157,7 +181,8 @@ static void
 on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
     void *arg)
 {
-	struct smtp_server *srv = arg;
+	struct listener *li = arg;
+	struct smtp_server *srv = li->srv;
 	const struct config *cfg = srv->deps.cfg;
 	char ip[INET6_ADDRSTRLEN];
 
@@ -172,8 +197,15 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
 		refuse(fd, cfg->server_hostname, "too many connections from your address");
 		return;
 	}
+	if (li->kind == SMTP_LISTENER_SMTPS && srv->tls == NULL) {
+		/* No plaintext on the implicit-TLS port, ever. */
+		log_warn("event=refused client=%s reason=no_tls_context", ip);
+		close(fd);
+		return;
+	}
 	ipcount_add(srv, ip, 1);
-	struct smtp_session *s = smtp_session_create(srv, fd, sa, ++srv->next_id);
+	struct smtp_session *s = smtp_session_create(srv, fd, sa, ++srv->next_id, li->kind,
+	    srv->tls);
 	sessions_add(srv, s);
 }
 
@@ -195,8 +227,9 @@ smtp_server_create(const struct smtp_server_deps *deps)
 	return srv;
 }
 
-static struct evconnlistener *
-bind_one(struct smtp_server *srv, const struct netaddr *a, const char **error_r)
+static struct listener *
+bind_one(struct smtp_server *srv, const struct netaddr *a, enum smtp_listener_kind kind,
+    const char **error_r)
 {
 	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int one = 1;
@@ -213,15 +246,26 @@ bind_one(struct smtp_server *srv, const struct netaddr *a, const char **error_r)
 		close(fd);
 		return NULL;
 	}
-	struct evconnlistener *l = evconnlistener_new(srv->deps.base, on_accept, srv,
-	    LEV_OPT_CLOSE_ON_FREE, -1, fd);
-	if (l == NULL) {
+	struct listener *li = xcalloc(1, sizeof(*li));
+	li->srv = srv;
+	li->addr = *a;
+	li->kind = kind;
+	li->ev = evconnlistener_new(srv->deps.base, on_accept, li, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	if (li->ev == NULL) {
 		*error_r = "evconnlistener_new failed";
 		close(fd);
+		free(li);
 		return NULL;
 	}
-	evconnlistener_set_error_cb(l, on_accept_error);
-	return l;
+	evconnlistener_set_error_cb(li->ev, on_accept_error);
+	return li;
+}
+
+static void
+listener_free(struct listener *li)
+{
+	evconnlistener_free(li->ev);
+	free(li);
 }
 
 static bool
@@ -230,43 +274,64 @@ same_addr(const struct netaddr *a, const struct netaddr *b)
 	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
 }
 
+/* The wanted (kind, address) pairs from the three listen settings. */
+static int
+wanted_listeners(const struct config *cfg, struct netaddr *addrs,
+    enum smtp_listener_kind *kinds, const char **error_r)
+{
+	const char *specs[SMTP_LISTENER_KINDS] = {
+		cfg->smtp_listen, cfg->submission_listen, cfg->smtps_listen,
+	};
+	int total = 0;
+
+	for (int k = 0; k < SMTP_LISTENER_KINDS; k++) {
+		int n = netaddr_parse_listen(specs[k], addrs + total, NETADDR_LISTEN_MAX, error_r);
+		if (n < 0)
+			return -1;
+		for (int i = 0; i < n; i++)
+			kinds[total + i] = (enum smtp_listener_kind)k;
+		total += n;
+	}
+	return total;
+}
+
 int
 smtp_server_listen(struct smtp_server *srv, const char **error_r)
 {
-	struct netaddr want[NETADDR_LISTEN_MAX];
-	struct listener next[NETADDR_LISTEN_MAX];
-	bool kept[NETADDR_LISTEN_MAX] = { false };
-	int n = netaddr_parse_listen(srv->deps.cfg->smtp_listen, want, NETADDR_LISTEN_MAX, error_r);
+	struct netaddr want[LISTENERS_MAX];
+	enum smtp_listener_kind kinds[LISTENERS_MAX];
+	struct listener *next[LISTENERS_MAX];
+	bool kept[LISTENERS_MAX] = { false };
+	bool fresh[LISTENERS_MAX] = { false };
+	int n = wanted_listeners(srv->deps.cfg, want, kinds, error_r);
 
 	if (n < 0)
 		return -1;
 	for (int i = 0; i < n; i++) {
-		next[i].addr = want[i];
-		next[i].ev = NULL;
-		for (size_t j = 0; j < srv->nlisteners; j++) {
-			if (!kept[j] && same_addr(&srv->listeners[j].addr, &want[i])) {
-				next[i].ev = srv->listeners[j].ev;
+		next[i] = NULL;
+		for (size_t j = 0; j < srv->nlisteners && next[i] == NULL; j++) {
+			if (!kept[j] && srv->listeners[j]->kind == kinds[i] &&
+			    same_addr(&srv->listeners[j]->addr, &want[i])) {
+				next[i] = srv->listeners[j];
 				kept[j] = true;
-				break;
 			}
 		}
-		if (next[i].ev == NULL)
-			next[i].ev = bind_one(srv, &want[i], error_r);
-		if (next[i].ev == NULL) {
+		if (next[i] == NULL) {
+			next[i] = bind_one(srv, &want[i], kinds[i], error_r);
+			fresh[i] = true;
+		}
+		if (next[i] == NULL) {
 			/* Undo the new binds; keep the old set. */
 			for (int k = 0; k < i; k++) {
-				bool old = false;
-				for (size_t j = 0; j < srv->nlisteners; j++)
-					old = old || srv->listeners[j].ev == next[k].ev;
-				if (!old)
-					evconnlistener_free(next[k].ev);
+				if (fresh[k])
+					listener_free(next[k]);
 			}
 			return -1;
 		}
 	}
 	for (size_t j = 0; j < srv->nlisteners; j++) {
 		if (!kept[j])
-			evconnlistener_free(srv->listeners[j].ev);
+			listener_free(srv->listeners[j]);
 	}
 	memcpy(srv->listeners, next, (size_t)n * sizeof(next[0]));
 	srv->nlisteners = (size_t)n;
@@ -274,15 +339,18 @@ smtp_server_listen(struct smtp_server *srv, const char **error_r)
 }
 
 void
-smtp_server_describe(const struct smtp_server *srv, char *buf, size_t size)
+smtp_server_describe(const struct smtp_server *srv, enum smtp_listener_kind kind, char *buf,
+    size_t size)
 {
 	size_t o = 0;
 	char one[80];
 
 	buf[0] = '\0';
 	for (size_t i = 0; i < srv->nlisteners && o < size; i++) {
-		netaddr_format((const struct sockaddr *)&srv->listeners[i].addr.ss, one, sizeof(one));
-		int n = snprintf(buf + o, size - o, "%s%s", i > 0 ? "," : "", one);
+		if (srv->listeners[i]->kind != kind)
+			continue;
+		netaddr_format((const struct sockaddr *)&srv->listeners[i]->addr.ss, one, sizeof(one));
+		int n = snprintf(buf + o, size - o, "%s%s", o > 0 ? "," : "", one);
 		if (n < 0)
 			break;
 		o += (size_t)n;
@@ -336,7 +404,8 @@ smtp_server_destroy(struct smtp_server **srvp)
 	if (srv == NULL)
 		return;
 	for (size_t i = 0; i < srv->nlisteners; i++)
-		evconnlistener_free(srv->listeners[i].ev);
+		listener_free(srv->listeners[i]);
+	SSL_CTX_free(srv->tls);
 	while (srv->nsessions > 0)
 		smtp_session_destroy(srv->sessions[srv->nsessions - 1]);
 	for (size_t i = 0; i < IPCOUNT_BUCKETS; i++) {

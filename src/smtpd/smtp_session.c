@@ -3,7 +3,10 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +15,7 @@
 #include "conf/settings.h"
 #include "lib/log.h"
 #include "lib/netaddr.h"
+#include "lib/tls.h"
 #include "lib/xmalloc.h"
 #include "queue/spool.h"
 
@@ -52,27 +56,92 @@ smtp_session_enter(struct smtp_session *s, enum smtp_state state)
 		session_set_timeout(s);
 }
 
+/* Callbacks, timeouts and watermarks of the session's (new) bufferevent. */
+static void
+session_setup_bev(struct smtp_session *s)
+{
+	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SMTP_INPUT_HIGHWAT);
+	session_set_timeout(s);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+static struct bufferevent *
+tls_bev_new(struct smtp_session *s, int fd, struct bufferevent *under, SSL_CTX *ctx)
+{
+	struct event_base *base = smtp_server_base(s->srv);
+	SSL *ssl = SSL_new(ctx);
+	struct bufferevent *bev;
+
+	if (ssl == NULL)
+		fatalx("SSL_new failed");
+	bev = under != NULL ?
+	    bufferevent_openssl_filter_new(base, under, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	        BEV_OPT_CLOSE_ON_FREE) :
+	    bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	        BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL)
+		fatalx("bufferevent_openssl_new failed");
+	/* Clients that close without close_notify are common and harmless
+	 * here: SMTP has its own end (QUIT, the DATA end marker). */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	s->tls = true;
+	return bev;
+}
+
 struct smtp_session *
-smtp_session_create(struct smtp_server *srv, int fd, const struct sockaddr *sa, uint64_t id)
+smtp_session_create(struct smtp_server *srv, int fd, const struct sockaddr *sa, uint64_t id,
+    enum smtp_listener_kind kind, struct ssl_ctx_st *ctx)
 {
 	struct smtp_session *s = xcalloc(1, sizeof(*s));
 	const struct config *cfg = smtp_server_config(srv);
 
 	s->srv = srv;
 	s->id = id;
+	s->kind = kind;
 	netaddr_ip(sa, s->ip, sizeof(s->ip));
-	s->bev = bufferevent_socket_new(smtp_server_base(srv), fd,
-	    BEV_OPT_CLOSE_ON_FREE);
+	if (kind == SMTP_LISTENER_SMTPS)
+		s->bev = tls_bev_new(s, fd, NULL, ctx);
+	else
+		s->bev = bufferevent_socket_new(smtp_server_base(srv), fd, BEV_OPT_CLOSE_ON_FREE);
 	if (s->bev == NULL)
 		fatalx("bufferevent_socket_new failed");
-	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, SMTP_INPUT_HIGHWAT);
 	s->state = SMTP_STATE_GREETING_SENT;
-	session_set_timeout(s);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-	log_info("event=connect session=%llx client=%s", (unsigned long long)id, s->ip);
+	session_setup_bev(s);
+	log_info("event=connect session=%llx client=%s listener=%s", (unsigned long long)id, s->ip,
+	    smtp_listener_name(kind));
 	smtp_session_reply(s, "220 %s ESMTP tegami", cfg->server_hostname);
 	return s;
+}
+
+void
+smtp_session_starttls(struct smtp_session *s, struct ssl_ctx_st *ctx)
+{
+	struct bufferevent *under = s->bev;
+
+	smtp_session_reply(s, "220 2.0.0 Ready to start TLS");
+	/* Anything pipelined after STARTTLS arrived in plaintext: never run it. */
+	evbuffer_drain(bufferevent_get_input(under), evbuffer_get_length(bufferevent_get_input(under)));
+	s->skip_line = false;
+	s->bev = tls_bev_new(s, -1, under, ctx);
+	/* RFC 3207 §4.2: forget everything learnt before the handshake. */
+	smtp_session_reset_tx(s);
+	free(s->helo);
+	s->helo = NULL;
+	s->esmtp = false;
+	s->state = SMTP_STATE_GREETING_SENT;
+	session_setup_bev(s);
+	log_info("event=starttls session=%llx client=%s", (unsigned long long)s->id, s->ip);
+}
+
+void
+smtp_session_tls_describe(struct smtp_session *s, char *buf, size_t size)
+{
+	if (!s->tls) {
+		buf[0] = '\0';
+		return;
+	}
+	tls_describe(bufferevent_openssl_get_ssl(s->bev), buf, size);
 }
 
 void
@@ -85,6 +154,49 @@ smtp_session_reset_tx(struct smtp_session *s)
 		smtp_session_enter(s, SMTP_STATE_READY);
 }
 
+/* True when every reply is in the kernel. After STARTTLS the session's
+ * bufferevent is a filter: its output drains into the underlying socket
+ * bufferevent, which must drain too. */
+static bool
+session_flushed(struct smtp_session *s)
+{
+	struct bufferevent *under = bufferevent_get_underlying(s->bev);
+
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) > 0)
+		return false;
+	return under == NULL || evbuffer_get_length(bufferevent_get_output(under)) == 0;
+}
+
+#define LINGER_TICK_MS 10
+#define LINGER_MAX_TICKS 500
+
+static void
+on_linger(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+	struct timeval tick = { 0, LINGER_TICK_MS * 1000 };
+
+	if (session_flushed(s) || ++s->linger_ticks >= LINGER_MAX_TICKS) {
+		smtp_session_destroy(s);
+		return;
+	}
+	evtimer_add(s->linger, &tick);
+}
+
+/* Frees the session once its last reply is on the wire. */
+static void
+session_finish(struct smtp_session *s)
+{
+	if (session_flushed(s)) {
+		smtp_session_destroy(s);
+		return;
+	}
+	if (s->linger == NULL) {
+		s->linger = evtimer_new(smtp_server_base(s->srv), on_linger, s);
+		on_linger(-1, 0, s);
+	}
+}
+
 void
 smtp_session_destroy(struct smtp_session *s)
 {
@@ -92,19 +204,28 @@ smtp_session_destroy(struct smtp_session *s)
 	    (unsigned long long)s->id, s->ip, s->errors);
 	smtp_server_session_closed(s->srv, s);
 	spool_msg_free(&s->msg);
+	if (s->linger != NULL)
+		event_free(s->linger);
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
 	free(s->helo);
 	free(s);
 }
 
+/* One evbuffer_add per reply line: under TLS each add may become a record. */
 static void
 session_vreply(struct smtp_session *s, const char *fmt, va_list ap)
 {
-	struct evbuffer *out = bufferevent_get_output(s->bev);
+	char line[SMTP_REPLY_MAX];
+	int n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
 
-	evbuffer_add_vprintf(out, fmt, ap);
-	evbuffer_add(out, "\r\n", 2);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 3)
+		n = (int)sizeof(line) - 3;
+	line[n++] = '\r';
+	line[n++] = '\n';
+	evbuffer_add(bufferevent_get_output(s->bev), line, (size_t)n);
 }
 
 void
@@ -220,7 +341,7 @@ smtp_session_input(struct smtp_session *s)
 		/* Everything the client sent before closing is answered. */
 		s->closing = true;
 		if (evbuffer_get_length(out) == 0)
-			smtp_session_destroy(s);
+			session_finish(s);
 	}
 }
 
@@ -258,7 +379,7 @@ session_write_cb(struct bufferevent *bev, void *arg)
 
 	if (s->closing) {
 		if (!s->busy)
-			smtp_session_destroy(s);
+			session_finish(s);
 		return;
 	}
 	/* Output drained: input that waited on a full output buffer goes on. */
@@ -287,6 +408,21 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 		bufferevent_disable(bev, EV_READ);
 		smtp_session_input(s);
 		return;
+	}
+	if ((what & BEV_EVENT_CONNECTED) != 0) {
+		char desc[128];
+		smtp_session_tls_describe(s, desc, sizeof(desc));
+		log_info("event=tls session=%llx client=%s protocol=\"%s\"",
+		    (unsigned long long)s->id, s->ip, desc);
+		return;
+	}
+	if (s->tls && (what & BEV_EVENT_ERROR) != 0) {
+		unsigned long e = bufferevent_get_openssl_error(bev);
+		char reason[256] = "connection error";
+		if (e != 0)
+			ERR_error_string_n(e, reason, sizeof(reason));
+		log_info("event=tls_failed session=%llx client=%s error=\"%s\"",
+		    (unsigned long long)s->id, s->ip, reason);
 	}
 	/* Error, or EOF while closing: nobody is left to answer. A spool job
 	 * in flight keeps running; its completion finds no session and keeps

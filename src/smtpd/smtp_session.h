@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 
 #include "conf/directory.h"
+#include "smtpd/smtp_server.h"
 
 struct bufferevent;
 struct spool_msg;
@@ -25,6 +26,7 @@ struct smtp_job;
 #define SMTP_CMD_LINE_MAX 512   /* RFC 5321 §4.5.3.1.4, CRLF included */
 #define SMTP_TEXT_LINE_MAX 1000 /* RFC 5321 §4.5.3.1.6, CRLF included */
 #define SMTP_OUTPUT_MAX (256 * 1024)
+#define SMTP_REPLY_MAX 512     /* RFC 5321 §4.5.3.1.5, CRLF included */
 #define SMTP_INPUT_HIGHWAT (64 * 1024)
 
 enum smtp_state {
@@ -58,12 +60,16 @@ struct smtp_session {
 	bool skip_line;      /* discarding an overlong command line */
 	bool closing;        /* free once the output is flushed */
 	bool eof;            /* the client closed its side: finish what it sent */
+	bool tls;            /* the connection is encrypted (SMTPS or after STARTTLS) */
+	enum smtp_listener_kind kind;
 	unsigned errors;
 	char *helo;
 	struct spool_msg *msg;   /* the transaction, from MAIL to end of DATA */
 	size_t nrcpt;            /* RCPT commands accepted */
 	struct smtp_data_reader data;
 	struct smtp_job *job;    /* in-flight spool write */
+	struct event *linger;    /* closing: waits for TLS records to reach the socket */
+	unsigned linger_ticks;
 };
 
 /* --- smtp_server.c: services for sessions --- */
@@ -71,6 +77,7 @@ struct event_base *smtp_server_base(struct smtp_server *srv);
 const struct config *smtp_server_config(struct smtp_server *srv);
 struct directory *smtp_server_directory(struct smtp_server *srv);
 struct dir_targets *smtp_server_scratch_targets(struct smtp_server *srv);
+
 const char *smtp_server_data_dir(struct smtp_server *srv);
 void smtp_server_session_closed(struct smtp_server *srv, struct smtp_session *s);
 /* Takes msg and writes it to the spool on a worker; calls
@@ -79,8 +86,17 @@ void smtp_server_session_closed(struct smtp_server *srv, struct smtp_session *s)
 void smtp_server_spool(struct smtp_server *srv, struct smtp_session *s, struct spool_msg *msg);
 
 /* --- smtp_session.c --- */
+/* Starts a session on an accepted socket; for the SMTPS listener the TLS
+ * handshake comes first (ctx must then be non-NULL). */
 struct smtp_session *smtp_session_create(struct smtp_server *srv, int fd,
-    const struct sockaddr *sa, uint64_t id);
+    const struct sockaddr *sa, uint64_t id, enum smtp_listener_kind kind,
+    struct ssl_ctx_st *ctx);
+/* RFC 3207: replies 220, throws away anything the client sent after the
+ * STARTTLS line (CVE-2011-0411), and starts the handshake; the session is
+ * back in its post-greeting state and the client must EHLO again. */
+void smtp_session_starttls(struct smtp_session *s, struct ssl_ctx_st *ctx);
+/* "TLSv1.3 TLS_AES_..." when encrypted, "" otherwise. */
+void smtp_session_tls_describe(struct smtp_session *s, char *buf, size_t size);
 /* Frees the session now (connection lost or server stopping). */
 void smtp_session_destroy(struct smtp_session *s);
 void smtp_session_reply(struct smtp_session *s, const char *fmt, ...)

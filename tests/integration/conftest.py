@@ -93,6 +93,8 @@ class Tegami:
     def __init__(self, tmp_path):
         self.dir = tmp_path / "data"
         self.port = free_port()
+        self.submission_port = free_port()
+        self.smtps_port = free_port()
         self.proc = None
         self.logfile = tmp_path / "tegamid.log"
         self._logs = []
@@ -116,7 +118,10 @@ class Tegami:
 
     # --- daemon --------------------------------------------------------
     def start(self, wait=True, **settings):
-        base = {"smtp.listen": "127.0.0.1:%d" % self.port, "storage.min_free": "0"}
+        base = {"smtp.listen": "127.0.0.1:%d" % self.port,
+                "submission.listen": "127.0.0.1:%d" % self.submission_port,
+                "smtps.listen": "127.0.0.1:%d" % self.smtps_port,
+                "storage.min_free": "0"}
         base.update({k.replace("__", "."): v for k, v in settings.items()})
         self.cli("config", "set", *["%s=%s" % kv for kv in base.items()])
         log = open(self.logfile, "ab")

@@ -24,19 +24,27 @@ import pytest
 
 from conftest import SANITIZED, SANITIZER_MARKERS, TEGAMI, TEGAMID, RawSMTP, free_port
 
-SETTING_KEYS = (
-    "server.hostname", "log.level", "smtp.listen", "smtp.max_message_size",
-    "smtp.max_recipients", "smtp.max_sessions", "smtp.max_sessions_per_ip",
-    "smtp.timeout_command", "smtp.timeout_data", "smtp.max_errors",
-    "smtp.allow_bare_lf", "smtp.percent_routing", "storage.min_free", "queue.workers",
-)
+def _setting_keys():
+    """The settings table as the program prints it (`tegami config doc`), so
+    this list never goes stale when a setting is added."""
+    import re
+    import subprocess
+    import tempfile
+    from conftest import TEGAMI
+    with tempfile.TemporaryDirectory() as d:
+        out = subprocess.run([str(TEGAMI), "-D", d, "config", "doc"], capture_output=True,
+                             text=True, check=True).stdout
+    return tuple(re.findall(r"^\| `([a-z0-9_.]+)` \|", out, re.M))
+
+
+SETTING_KEYS = _setting_keys()
 
 COMMANDS = (
     "domain add", "domain list", "domain del",
     "user add", "user list", "user del", "user passwd",
     "alias add", "alias list", "alias del",
     "config get", "config set", "config show", "config export", "config import",
-    "status", "reload",
+    "config doc", "status", "reload",
 )
 
 
@@ -811,12 +819,15 @@ def test_tegamid_initialises_empty_directory(tmp_path):
         assert wait_for(lambda: (data / "tegami.db").exists() and (
             (data / "tegamid.state").exists() or proc.poll() is not None), 15)
         served = proc.poll() is None
-        if served:  # the embedded default listens on 127.0.0.1:2525
-            first = proc.stdout.readline().decode()
-            assert "127.0.0.1:2525" in first
+        if served:  # the embedded default: SMTP 2525, submission 2587, SMTPS 2465
+            assert "data in %s" % data in proc.stdout.readline().decode()
+            listening = proc.stdout.readline().decode()
+            for where in ("smtp: 127.0.0.1:2525", "submission: 127.0.0.1:2587",
+                          "smtps: 127.0.0.1:2465"):
+                assert where in listening
             assert "tegami -D %s user add" % data in proc.stdout.readline().decode()
-        else:  # 2525 is taken on this host; the directory must still be initialised
-            assert "2525" in (tmp_path / "log").read_text()
+        else:  # a default port is taken on this host; the directory must still be initialised
+            assert "cannot listen" in (tmp_path / "log").read_text()
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
