@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
+#include "auth/screen.h"
 #include "conf/datadir.h"
 #include "conf/directory.h"
 #include "conf/settings.h"
@@ -44,6 +46,8 @@ struct daemon {
 	struct workers *workers;
 	struct directory *dir;
 	struct queue_runner *queue;
+	struct auth_service *auth;
+	struct screen *screen;
 	struct smtp_server *smtp;
 	struct event *ev_term, *ev_int, *ev_hup, *ev_poll;
 };
@@ -180,6 +184,10 @@ tls_apply(struct daemon *d)
 static bool
 listen_changed(const struct config *a, const struct config *b)
 {
+	for (int k = 0; k < CONFIG_LISTENERS; k++) {
+		if (a->listeners[k].enabled != b->listeners[k].enabled)
+			return true;
+	}
 	return strcmp(a->smtp_listen, b->smtp_listen) != 0 ||
 	    strcmp(a->submission_listen, b->submission_listen) != 0 ||
 	    strcmp(a->smtps_listen, b->smtps_listen) != 0;
@@ -216,11 +224,14 @@ reload(struct daemon *d, const char *why)
 		memcpy(d->cfg.tls_min_protocol, old.tls_min_protocol, sizeof(old.tls_min_protocol));
 		memcpy(d->cfg.tls_ciphers, old.tls_ciphers, sizeof(old.tls_ciphers));
 	}
+	screen_reload(d->screen);
 	if (listen_changed(&old, &d->cfg) && smtp_server_listen(d->smtp, &lerr) < 0) {
 		log_error("event=listen_failed error=\"%s\" kept=previous", lerr);
 		memcpy(d->cfg.smtp_listen, old.smtp_listen, sizeof(old.smtp_listen));
 		memcpy(d->cfg.submission_listen, old.submission_listen, sizeof(old.submission_listen));
 		memcpy(d->cfg.smtps_listen, old.smtps_listen, sizeof(old.smtps_listen));
+		for (int k = 0; k < CONFIG_LISTENERS; k++)
+			d->cfg.listeners[k].enabled = old.listeners[k].enabled;
 	}
 	state_write(d);
 	log_info("event=reloaded reason=%s", why);
@@ -297,20 +308,25 @@ daemon_start(struct daemon *d)
 	d->dir = directory_create(d->db);
 	d->queue = queue_runner_create(d->base, d->workers, d->queue_dir, d->mail_root);
 	queue_runner_set_hostname(d->queue, d->cfg.server_hostname);
+	d->auth = auth_service_create(d->base, d->workers, d->dir, &d->cfg);
+	d->screen = screen_create(d->db);
 	struct smtp_server_deps deps = {
 		.base = d->base, .cfg = &d->cfg, .dir = d->dir, .workers = d->workers,
-		.queue = d->queue, .data_dir = d->data_dir, .queue_dir = d->queue_dir,
+		.queue = d->queue, .auth = d->auth, .screen = d->screen,
+		.data_dir = d->data_dir, .queue_dir = d->queue_dir,
 	};
 	d->smtp = smtp_server_create(&deps);
 	if (tls_apply(d) < 0) {
 		fprintf(stderr, "tegamid: TLS cannot start (see the log line above); "
 		    "fix tls.cert_file / tls.key_file\n");
+		unlink(d->pid_path);
 		exit(1);
 	}
 	if (smtp_server_listen(d->smtp, &lerr) < 0) {
 		log_error("event=listen_failed error=\"%s\"", lerr);
 		fprintf(stderr, "tegamid: cannot listen: %s (check smtp.listen, "
 		    "submission.listen, smtps.listen)\n", lerr);
+		unlink(d->pid_path);
 		exit(1);
 	}
 	queue_runner_recover(d->queue);
@@ -339,6 +355,8 @@ daemon_stop(struct daemon *d)
 	smtp_server_destroy(&d->smtp);
 	workers_destroy(&d->workers); /* finishes every write that was started */
 	queue_runner_destroy(&d->queue);
+	auth_service_destroy(&d->auth);
+	screen_destroy(&d->screen);
 	directory_destroy(&d->dir);
 	event_free(d->ev_term);
 	event_free(d->ev_int);

@@ -38,10 +38,19 @@ struct directory *cli_dir(struct cli *c);
  * Returns CLI_OK or CLI_USAGE (after printing why). out holds 322 bytes. */
 int cli_mailbox_arg(const char *arg, char *out, size_t size, bool strict_local);
 
-/* Reads a new password: from the first line of stdin (--password-stdin), or
- * asked twice on the terminal without echo. Returns a crypt(3) yescrypt hash
- * (caller frees), or NULL after printing why. */
-char *cli_read_password_hash(bool from_stdin);
+/* What is stored for a password: a yescrypt hash and, unless disabled, the
+ * CRAM-MD5 secret (A8). The password itself is wiped once these are made. */
+struct cli_credentials {
+	char *hash;        /* caller frees */
+	char cram[65];     /* "" when CRAM-MD5 is not wanted */
+};
+
+/* Reads a password: from the first line of stdin (--password-stdin), or asked
+ * twice on the terminal without echo (empty or differing answers ask again).
+ * With check_hash, the password must match that hash instead of being new
+ * (asked once). Returns CLI_OK, or an exit code after printing why. */
+int cli_read_credentials(bool from_stdin, bool want_cram, const char *check_hash,
+    struct cli_credentials *out);
 
 /* Sends sig to the running daemon. 0, or -1 when none runs (pid_r = 0). */
 int cli_daemon_pid(struct cli *c, long *pid_r);
@@ -57,6 +66,13 @@ int cmd_user_add(struct cli *c, int argc, char **argv);
 int cmd_user_list(struct cli *c, int argc, char **argv);
 int cmd_user_del(struct cli *c, int argc, char **argv);
 int cmd_user_passwd(struct cli *c, int argc, char **argv);
+int cmd_user_cram(struct cli *c, int argc, char **argv);
+int cmd_access_add(struct cli *c, int argc, char **argv);
+int cmd_screen_list(struct cli *c, int argc, char **argv);
+int cmd_screen_add(struct cli *c, int argc, char **argv);
+int cmd_screen_del(struct cli *c, int argc, char **argv);
+int cmd_access_list(struct cli *c, int argc, char **argv);
+int cmd_access_del(struct cli *c, int argc, char **argv);
 int cmd_alias_add(struct cli *c, int argc, char **argv);
 int cmd_alias_list(struct cli *c, int argc, char **argv);
 int cmd_alias_del(struct cli *c, int argc, char **argv);

@@ -13,9 +13,11 @@
 #include "cli/cli.h"
 #include "conf/datadir.h"
 #include "conf/directory.h"
+#include "lib/password.h"
 #include "lib/strutil.h"
 #include "lib/xmalloc.h"
 #include "mail/addr.h"
+#include "mail/sasl.h"
 
 #define PASSWORD_MAX 1024
 
@@ -103,61 +105,64 @@ read_line_noecho(const char *prompt, char *buf, size_t size)
 	return 0;
 }
 
-static char *
-hash_password(const char *password)
+static int
+read_password(bool from_stdin, bool twice, char *a, size_t size)
 {
-	char *setting = crypt_gensalt_ra("$y$", 0, NULL, 0);
-	void *data = NULL;
-	int size = 0;
-
-	if (setting == NULL)
-		return NULL;
-	const char *h = crypt_ra(password, setting, &data, &size);
-	char *out = h != NULL && h[0] != '*' ? xstrdup(h) : NULL;
-	free(setting);
-	if (data != NULL) {
-		explicit_bzero(data, (size_t)size);
-		free(data);
-	}
-	return out;
-}
-
-char *
-cli_read_password_hash(bool from_stdin)
-{
-	char a[PASSWORD_MAX], b[PASSWORD_MAX];
-	char *hash = NULL;
+	char b[PASSWORD_MAX];
 
 	if (from_stdin) {
-		if (fgets(a, sizeof(a), stdin) == NULL) {
-			cli_error(CLI_USAGE, "no password on standard input");
-			return NULL;
-		}
+		if (fgets(a, (int)size, stdin) == NULL)
+			return cli_error(CLI_USAGE, "no password on standard input");
 		a[strcspn(a, "\r\n")] = '\0';
-	} else {
-		for (;;) {
-			if (read_line_noecho("Password: ", a, sizeof(a)) < 0 ||
-			    read_line_noecho("Password again: ", b, sizeof(b)) < 0) {
-				cli_error(CLI_USAGE, "no terminal to ask the password on "
-				    "(use --password-stdin)");
-				return NULL;
-			}
-			if (a[0] == '\0') {
-				fputs("tegami: the password cannot be empty; try again\n", stderr);
-				continue;
-			}
-			if (strcmp(a, b) == 0)
-				break;
-			fputs("tegami: the passwords differ; try again\n", stderr);
-		}
-		explicit_bzero(b, sizeof(b));
+		if (a[0] == '\0')
+			return cli_error(CLI_USAGE, "the password cannot be empty");
+		return CLI_OK;
 	}
-	if (a[0] == '\0')
-		cli_error(CLI_USAGE, "the password cannot be empty");
-	else if ((hash = hash_password(a)) == NULL)
-		cli_error(CLI_FAIL, "cannot hash the password: %s", strerror(errno));
-	explicit_bzero(a, sizeof(a));
-	return hash;
+	for (;;) {
+		if (read_line_noecho("Password: ", a, size) < 0 ||
+		    (twice && read_line_noecho("Password again: ", b, sizeof(b)) < 0))
+			return cli_error(CLI_USAGE, "no terminal to ask the password on "
+			    "(use --password-stdin)");
+		if (a[0] == '\0') {
+			fputs("tegami: the password cannot be empty; try again\n", stderr);
+			continue;
+		}
+		if (!twice || strcmp(a, b) == 0)
+			break;
+		fputs("tegami: the passwords differ; try again\n", stderr);
+	}
+	explicit_bzero(b, sizeof(b));
+	return CLI_OK;
+}
+
+int
+cli_read_credentials(bool from_stdin, bool want_cram, const char *check_hash,
+    struct cli_credentials *out)
+{
+	char pw[PASSWORD_MAX];
+	int rc = read_password(from_stdin, check_hash == NULL, pw, sizeof(pw));
+
+	memset(out, 0, sizeof(*out));
+	if (rc != CLI_OK)
+		goto out;
+	if (strlen(pw) > SASL_SECRET_MAX) {
+		rc = cli_error(CLI_USAGE, "the password is longer than %d bytes", SASL_SECRET_MAX);
+		goto out;
+	}
+	if (check_hash != NULL) {
+		if (!password_verify(check_hash, pw)) {
+			rc = cli_error(CLI_FAIL, "wrong password");
+			goto out;
+		}
+	} else if ((out->hash = password_hash(pw)) == NULL) {
+		rc = cli_error(CLI_FAIL, "cannot hash the password: %s", strerror(errno));
+		goto out;
+	}
+	if (want_cram)
+		cram_md5_secret(pw, out->cram);
+out:
+	explicit_bzero(pw, sizeof(pw));
+	return rc;
 }
 
 int

@@ -65,6 +65,17 @@ store_all(struct cli *c, struct pending *p, size_t n)
 			goto fail;
 		}
 	}
+	/* Rules across settings see the result of the whole change. */
+	struct config cfg;
+	char why[256];
+	if (config_load(cli_db(c), &cfg, &error) < 0) {
+		db_rollback(cli_db(c));
+		goto fail;
+	}
+	if (config_check(&cfg, why, sizeof(why)) < 0) {
+		db_rollback(cli_db(c));
+		return cli_error(CLI_USAGE, "refused, nothing changed: %s", why);
+	}
 	if (db_commit(cli_db(c), &error) < 0)
 		goto fail;
 	return CLI_OK;

@@ -1,5 +1,6 @@
-/* tegami user add|list|del|passwd (MISSION D1, A8: passwords are stored as
- * yescrypt hashes, never in plain text, and never printed). */
+/* tegami user add|list|del|passwd|cram-md5 (MISSION D1, A8: passwords are
+ * stored as yescrypt hashes plus, unless disabled, a CRAM-MD5 secret; never
+ * in plain text, never printed). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,50 +9,66 @@
 #include "conf/directory.h"
 #include "lib/strutil.h"
 
-/* Parses "ADDRESS [--password-stdin | --no-password]". */
+struct user_opts {
+	char mailbox[DIR_MAILBOX_MAX];
+	bool from_stdin, no_password, no_cram;
+};
+
+/* Parses "ADDRESS [options]"; allowed names the options this verb takes. */
 static int
-user_args(int argc, char **argv, const char *usage, bool allow_none, char *mailbox,
-    bool *from_stdin, bool *no_password)
+user_args(int argc, char **argv, const char *usage, const char *allowed, struct user_opts *o)
 {
-	*from_stdin = *no_password = false;
-	if (argc < 1 || argc > 2)
+	memset(o, 0, sizeof(*o));
+	if (argc < 1)
 		return cli_error(CLI_USAGE, "usage: %s", usage);
-	if (argc == 2) {
-		if (strcmp(argv[1], "--password-stdin") == 0)
-			*from_stdin = true;
-		else if (allow_none && strcmp(argv[1], "--no-password") == 0)
-			*no_password = true;
-		else
-			return cli_error(CLI_USAGE, "unknown option '%s'; usage: %s", argv[1], usage);
+	for (int i = 1; i < argc; i++) {
+		bool *flag = strcmp(argv[i], "--password-stdin") == 0 ? &o->from_stdin :
+		    strcmp(argv[i], "--no-password") == 0 ? &o->no_password :
+		    strcmp(argv[i], "--no-cram-md5") == 0 ? &o->no_cram : NULL;
+		if (flag == NULL || strstr(allowed, argv[i]) == NULL)
+			return cli_error(CLI_USAGE, "unknown option '%s'; usage: %s", argv[i], usage);
+		*flag = true;
 	}
-	return cli_mailbox_arg(argv[0], mailbox, DIR_MAILBOX_MAX, true);
+	if (o->no_password && o->from_stdin)
+		return cli_error(CLI_USAGE, "--no-password and --password-stdin exclude each other");
+	return cli_mailbox_arg(argv[0], o->mailbox, sizeof(o->mailbox), true);
+}
+
+static int
+fail_with(char *error)
+{
+	cli_error(CLI_FAIL, "%s", error);
+	free(error);
+	return CLI_FAIL;
 }
 
 int
 cmd_user_add(struct cli *c, int argc, char **argv)
 {
-	static const char usage[] = "tegami user add ADDRESS [--password-stdin | --no-password]";
-	char mailbox[DIR_MAILBOX_MAX];
-	bool from_stdin, none;
-	char *hash = NULL, *error = NULL;
-	int rc = user_args(argc, argv, usage, true, mailbox, &from_stdin, &none);
+	static const char usage[] = "tegami user add ADDRESS "
+	    "[--password-stdin | --no-password] [--no-cram-md5]";
+	struct user_opts o;
+	struct cli_credentials cred = { 0 };
+	char *error = NULL;
+	int rc = user_args(argc, argv, usage, "--password-stdin --no-password --no-cram-md5", &o);
 
 	if (rc != CLI_OK)
 		return rc;
-	const char *at = strrchr(mailbox, '@');
+	const char *at = strrchr(o.mailbox, '@');
 	if (!directory_domain_exists(cli_dir(c), at + 1))
 		return cli_error(CLI_FAIL, "%s is not a local domain (add it with: tegami domain add %s)",
 		    at + 1, at + 1);
-	if (!none && (hash = cli_read_password_hash(from_stdin)) == NULL)
-		return CLI_USAGE;
-	if (directory_user_add(cli_dir(c), mailbox, hash, &error) < 0) {
-		cli_error(CLI_FAIL, "%s", error);
-		free(error);
-		free(hash);
-		return CLI_FAIL;
-	}
-	free(hash);
-	printf("user %s added\n", mailbox);
+	if (directory_user_exists(cli_dir(c), o.mailbox))
+		return cli_error(CLI_FAIL, "user %s already exists", o.mailbox);
+	if (!o.no_password &&
+	    (rc = cli_read_credentials(o.from_stdin, !o.no_cram, NULL, &cred)) != CLI_OK)
+		return rc;
+	rc = directory_user_add(cli_dir(c), o.mailbox, cred.hash,
+	    cred.cram[0] != '\0' ? cred.cram : NULL, &error);
+	free(cred.hash);
+	if (rc < 0)
+		return fail_with(error);
+	printf("user %s added\n", o.mailbox);
 	return CLI_OK;
 }
 
@@ -90,11 +107,8 @@ cmd_user_del(struct cli *c, int argc, char **argv)
 	int rc = cli_mailbox_arg(argv[0], mailbox, sizeof(mailbox), false);
 	if (rc != CLI_OK)
 		return rc;
-	if (directory_user_del(cli_dir(c), mailbox, &error) < 0) {
-		cli_error(CLI_FAIL, "%s", error);
-		free(error);
-		return CLI_FAIL;
-	}
+	if (directory_user_del(cli_dir(c), mailbox, &error) < 0)
+		return fail_with(error);
 	printf("user %s deleted; no more mail is accepted for it, its Maildir stays on disk\n",
 	    mailbox);
 	return CLI_OK;
@@ -103,25 +117,57 @@ cmd_user_del(struct cli *c, int argc, char **argv)
 int
 cmd_user_passwd(struct cli *c, int argc, char **argv)
 {
-	static const char usage[] = "tegami user passwd ADDRESS [--password-stdin]";
-	char mailbox[DIR_MAILBOX_MAX];
-	bool from_stdin, none;
-	char *hash, *error = NULL;
-	int rc = user_args(argc, argv, usage, false, mailbox, &from_stdin, &none);
+	static const char usage[] = "tegami user passwd ADDRESS [--password-stdin] [--no-cram-md5]";
+	struct user_opts o;
+	struct cli_credentials cred;
+	char *error = NULL;
+	int rc = user_args(argc, argv, usage, "--password-stdin --no-cram-md5", &o);
 
 	if (rc != CLI_OK)
 		return rc;
-	if (!directory_user_exists(cli_dir(c), mailbox))
-		return cli_error(CLI_FAIL, "no such user: %s", mailbox);
-	if ((hash = cli_read_password_hash(from_stdin)) == NULL)
-		return CLI_USAGE;
-	if (directory_user_set_password(cli_dir(c), mailbox, hash, &error) < 0) {
-		cli_error(CLI_FAIL, "%s", error);
-		free(error);
-		free(hash);
-		return CLI_FAIL;
-	}
-	free(hash);
-	printf("password of %s changed\n", mailbox);
+	if (!directory_user_exists(cli_dir(c), o.mailbox))
+		return cli_error(CLI_FAIL, "no such user: %s", o.mailbox);
+	if ((rc = cli_read_credentials(o.from_stdin, !o.no_cram, NULL, &cred)) != CLI_OK)
+		return rc;
+	rc = directory_user_set_password(cli_dir(c), o.mailbox, cred.hash,
+	    cred.cram[0] != '\0' ? cred.cram : NULL, &error);
+	free(cred.hash);
+	if (rc < 0)
+		return fail_with(error);
+	printf("password of %s changed\n", o.mailbox);
+	return CLI_OK;
+}
+
+/* tegami user cram-md5 ADDRESS on|off: "on" needs the current password
+ * (checked against the stored hash) to derive the secret. */
+int
+cmd_user_cram(struct cli *c, int argc, char **argv)
+{
+	static const char usage[] = "tegami user cram-md5 ADDRESS on|off [--password-stdin]";
+	struct user_opts o;
+	struct cli_credentials cred;
+	char hash[512], cram[128], *error = NULL;
+	int rc;
+
+	if (argc < 2 || (strcmp(argv[1], "on") != 0 && strcmp(argv[1], "off") != 0))
+		return cli_error(CLI_USAGE, "usage: %s", usage);
+	bool on = strcmp(argv[1], "on") == 0;
+	argv[1] = argv[0];
+	if ((rc = user_args(argc - 1, argv + 1, usage, "--password-stdin", &o)) != CLI_OK)
+		return rc;
+	if (directory_user_credentials(cli_dir(c), o.mailbox, hash, sizeof(hash), cram,
+	    sizeof(cram)) != 1)
+		return cli_error(CLI_FAIL, "no such user: %s", o.mailbox);
+	if (on && hash[0] == '\0')
+		return cli_error(CLI_FAIL, "%s has no password; set one with tegami user passwd",
+		    o.mailbox);
+	if (on && (rc = cli_read_credentials(o.from_stdin, true, hash, &cred)) != CLI_OK)
+		return rc;
+	rc = directory_user_set_cram(cli_dir(c), o.mailbox, on ? cred.cram : NULL, &error);
+	if (on)
+		explicit_bzero(cred.cram, sizeof(cred.cram));
+	if (rc < 0)
+		return fail_with(error);
+	printf("CRAM-MD5 %s for %s\n", on ? "enabled" : "disabled", o.mailbox);
 	return CLI_OK;
 }

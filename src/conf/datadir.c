@@ -11,7 +11,7 @@
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 static const char schema_v1[] =
 	"CREATE TABLE IF NOT EXISTS settings("
@@ -29,6 +29,20 @@ static const char schema_v1[] =
 	"  address TEXT NOT NULL COLLATE NOCASE,"
 	"  target TEXT NOT NULL COLLATE NOCASE,"
 	"  PRIMARY KEY(address, target));";
+
+/* v2: CRAM-MD5 secrets (A8), the per-listener server access list (A3) and
+ * the dynamic screen (A7). */
+static const char schema_v2[] =
+	"ALTER TABLE users ADD COLUMN cram_md5 TEXT;"
+	"CREATE TABLE IF NOT EXISTS access("
+	"  listener TEXT NOT NULL,"
+	"  entry TEXT NOT NULL COLLATE NOCASE,"
+	"  PRIMARY KEY(listener, entry));"
+	"CREATE TABLE IF NOT EXISTS screen("
+	"  ip TEXT PRIMARY KEY,"
+	"  until INTEGER NOT NULL,"
+	"  reason TEXT NOT NULL,"
+	"  created INTEGER NOT NULL);";
 
 const char *
 datadir_choose(const char *opt)
@@ -62,26 +76,29 @@ schema_version(struct sqlite3 *db)
 	return v;
 }
 
-/* A new database gets the schema and the embedded default in one transaction. */
+/* Brings the schema to SCHEMA_VERSION in one transaction; a new database
+ * also gets the embedded default domain. */
 static int
-schema_init(struct sqlite3 *db, char **error_r)
+schema_upgrade(struct sqlite3 *db, char **error_r)
 {
 	char sql[512];
 
 	if (db_begin(db, error_r) < 0)
 		return -1;
-	if (schema_version(db) != 0) { /* another process won the race */
-		db_rollback(db);
-		return 0;
-	}
-	snprintf(sql, sizeof(sql),
-	    "INSERT INTO domains(name, postmaster) VALUES('%s', NULL);"
-	    "PRAGMA user_version = %d;", DATADIR_DEFAULT_DOMAIN, SCHEMA_VERSION);
-	if (db_exec(db, schema_v1, error_r) < 0 || db_exec(db, sql, error_r) < 0) {
-		db_rollback(db);
-		return -1;
-	}
+	int v = schema_version(db); /* again, inside the lock: another process may have won */
+	if (v == 0 && (db_exec(db, schema_v1, error_r) < 0 ||
+	    db_exec(db, "INSERT INTO domains(name, postmaster) VALUES('" DATADIR_DEFAULT_DOMAIN
+	        "', NULL)", error_r) < 0))
+		goto fail;
+	if (v < 2 && db_exec(db, schema_v2, error_r) < 0)
+		goto fail;
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
+	if (v < SCHEMA_VERSION && db_exec(db, sql, error_r) < 0)
+		goto fail;
 	return db_commit(db, error_r);
+fail:
+	db_rollback(db);
+	return -1;
 }
 
 struct sqlite3 *
@@ -100,7 +117,7 @@ datadir_open(const char *dir, char **error_r)
 	if (db == NULL)
 		return NULL;
 	int v = schema_version(db);
-	if (v == 0 && schema_init(db, error_r) < 0) {
+	if (v < SCHEMA_VERSION && schema_upgrade(db, error_r) < 0) {
 		db_close(&db);
 		return NULL;
 	}

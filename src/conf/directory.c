@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "lib/db.h"
+#include "lib/netaddr.h"
 #include "lib/strutil.h"
 #include "lib/xmalloc.h"
 
@@ -16,6 +17,8 @@ enum stmt_id {
 	ST_USER_EXISTS,
 	ST_ALIAS_TARGETS,
 	ST_PRIMARY_DOMAIN,
+	ST_CREDENTIALS,
+	ST_ACCESS_LIST,
 	ST_COUNT
 };
 
@@ -24,6 +27,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_USER_EXISTS] = "SELECT 1 FROM users WHERE address = ?",
 	[ST_ALIAS_TARGETS] = "SELECT target FROM aliases WHERE address = ? ORDER BY target",
 	[ST_PRIMARY_DOMAIN] = "SELECT name FROM domains ORDER BY rowid LIMIT 1",
+	[ST_CREDENTIALS] = "SELECT password, cram_md5 FROM users WHERE address = ?",
+	[ST_ACCESS_LIST] = "SELECT entry FROM access WHERE listener = ?",
 };
 
 struct directory {
@@ -172,12 +177,18 @@ resolve_mailbox(struct directory *dir, const char *local, const char *domain, in
 	if (d == 0)
 		return DIR_NOT_LOCAL;
 	snprintf(mailbox, sizeof(mailbox), "%s@%s", local, domain);
-	if (strcasecmp(local, "postmaster") == 0 && postmaster[0] != '\0' && depth == 0) {
+	if (strcasecmp(local, "postmaster") == 0 && postmaster[0] != '\0' &&
+	    strcasecmp(postmaster, mailbox) != 0) {
 		char *at = strrchr(postmaster, '@');
 		if (at != NULL) {
 			*at = '\0';
 			enum dir_result r = resolve_mailbox(dir, postmaster, at + 1, depth + 1, out);
-			return r == DIR_LOCAL || r == DIR_TEMPFAIL ? r : DIR_UNKNOWN;
+			if (r == DIR_LOCAL || r == DIR_TEMPFAIL)
+				return r;
+			/* The configured target is gone: RFC 5321 §4.5.1 still wants
+			 * postmaster accepted, so the domain's own mailbox takes it. */
+			targets_add(out, mailbox);
+			return DIR_LOCAL;
 		}
 	}
 	size_t before = out->n;
@@ -227,6 +238,8 @@ directory_resolve(struct directory *dir, const struct mail_addr *rcpt, bool perc
 		return DIR_NOT_LOCAL;
 	const char *pct = strrchr(rcpt->local, '%');
 	if (percent_routing && pct != NULL && directory_domain_exists(dir, rcpt->domain)) {
+		if (pct[1] == '\0' || pct == rcpt->local)
+			return DIR_UNKNOWN;
 		char local[ADDR_LOCAL_MAX + 1];
 		str_copy(local, rcpt->local, sizeof(local));
 		local[pct - rcpt->local] = '\0';
@@ -252,6 +265,9 @@ directory_local_part_valid(const char *local)
 }
 
 /* ---- admin operations ---- */
+
+int list_rows(struct directory *dir, const char *sql, const char *arg, directory_row_fn *fn,
+    void *fnarg);
 
 static int
 exec_bound(struct directory *dir, const char *sql, const char *a, const char *b,
@@ -333,7 +349,8 @@ directory_domain_del(struct directory *dir, const char *domain, char **error_r)
 }
 
 int
-directory_user_add(struct directory *dir, const char *address, const char *hash, char **error_r)
+directory_user_add(struct directory *dir, const char *address, const char *hash,
+    const char *cram, char **error_r)
 {
 	const char *at = strrchr(address, '@');
 
@@ -346,9 +363,17 @@ directory_user_add(struct directory *dir, const char *address, const char *hash,
 		*error_r = xasprintf("user %s already exists", address);
 		return -1;
 	}
-	return exec_bound(dir, "INSERT INTO users(address, domain, password, created) "
+	if (db_begin(dir->db, error_r) < 0)
+		return -1;
+	if (exec_bound(dir, "INSERT INTO users(address, domain, password, created) "
 	    "VALUES(lower(?), lower(substr(?1, instr(?1, '@') + 1)), ?2, ?3)",
-	    address, hash, NULL, error_r);
+	    address, hash, NULL, error_r) < 0 ||
+	    exec_bound(dir, "UPDATE users SET cram_md5 = ?2 WHERE address = ?1", address, cram,
+	    NULL, error_r) < 0) {
+		db_rollback(dir->db);
+		return -1;
+	}
+	return db_commit(dir->db, error_r);
 }
 
 int
@@ -367,12 +392,12 @@ directory_user_del(struct directory *dir, const char *address, char **error_r)
 }
 
 int
-directory_user_set_password(struct directory *dir, const char *address, const char *hash,
+directory_user_set_cram(struct directory *dir, const char *address, const char *cram,
     char **error_r)
 {
 	int changes = 0;
 
-	if (exec_bound(dir, "UPDATE users SET password = ?2 WHERE address = ?1", address, hash,
+	if (exec_bound(dir, "UPDATE users SET cram_md5 = ?2 WHERE address = ?1", address, cram,
 	    &changes, error_r) < 0)
 		return -1;
 	if (changes == 0) {
@@ -382,20 +407,97 @@ directory_user_set_password(struct directory *dir, const char *address, const ch
 	return 0;
 }
 
-char *
-directory_user_password(struct directory *dir, const char *address)
+int
+directory_user_set_password(struct directory *dir, const char *address, const char *hash,
+    const char *cram, char **error_r)
 {
-	sqlite3_stmt *st = NULL;
-	char *hash = NULL;
+	int changes = 0;
 
-	if (sqlite3_prepare_v2(dir->db, "SELECT password FROM users WHERE address = ?", -1,
-	    &st, NULL) != SQLITE_OK)
-		return NULL;
-	sqlite3_bind_text(st, 1, address, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL)
-		hash = xstrdup((const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
-	return hash;
+	if (db_begin(dir->db, error_r) < 0)
+		return -1;
+	if (exec_bound(dir, "UPDATE users SET password = ?2 WHERE address = ?1", address, hash,
+	    &changes, error_r) < 0 || (changes > 0 &&
+	    directory_user_set_cram(dir, address, cram, error_r) < 0)) {
+		db_rollback(dir->db);
+		return -1;
+	}
+	if (changes == 0) {
+		db_rollback(dir->db);
+		*error_r = xasprintf("no such user: %s", address);
+		return -1;
+	}
+	return db_commit(dir->db, error_r);
+}
+
+int
+directory_user_credentials(struct directory *dir, const char *address, char *hash,
+    size_t hashsize, char *cram, size_t cramsize)
+{
+	sqlite3_stmt *st = stmt_bind1(dir, ST_CREDENTIALS, address);
+	int rc = sqlite3_step(st);
+
+	hash[0] = cram[0] = '\0';
+	if (rc == SQLITE_ROW) {
+		const char *h = (const char *)sqlite3_column_text(st, 0);
+		const char *c = (const char *)sqlite3_column_text(st, 1);
+		str_copy(hash, h != NULL ? h : "", hashsize);
+		str_copy(cram, c != NULL ? c : "", cramsize);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+directory_access_add(struct directory *dir, const char *listener, const char *entry,
+    char **error_r)
+{
+	return exec_bound(dir, "INSERT OR IGNORE INTO access(listener, entry) VALUES(?, lower(?))",
+	    listener, entry, NULL, error_r);
+}
+
+int
+directory_access_del(struct directory *dir, const char *listener, const char *entry,
+    char **error_r)
+{
+	int changes = 0;
+
+	if (exec_bound(dir, "DELETE FROM access WHERE listener = ? AND entry = ?", listener, entry,
+	    &changes, error_r) < 0)
+		return -1;
+	if (changes == 0) {
+		*error_r = xasprintf("%s is not on the %s access list", entry, listener);
+		return -1;
+	}
+	return 0;
+}
+
+int
+directory_access_list(struct directory *dir, const char *listener, directory_row_fn *fn,
+    void *arg)
+{
+	if (listener != NULL)
+		return list_rows(dir, "SELECT listener, entry FROM access WHERE listener = ? "
+		    "ORDER BY entry", listener, fn, arg);
+	return list_rows(dir, "SELECT listener, entry FROM access ORDER BY listener, entry",
+	    NULL, fn, arg);
+}
+
+bool
+directory_access_allows(struct directory *dir, const char *listener, const char *ip,
+    const char *user)
+{
+	sqlite3_stmt *st = stmt_bind1(dir, ST_ACCESS_LIST, listener);
+	bool ok = false;
+
+	while (!ok && sqlite3_step(st) == SQLITE_ROW) {
+		const char *e = (const char *)sqlite3_column_text(st, 0);
+		if (strchr(e, '@') != NULL)
+			ok = user != NULL && strcasecmp(e, user) == 0;
+		else
+			ok = netaddr_ip_in_cidr(ip, e);
+	}
+	sqlite3_reset(st);
+	return ok;
 }
 
 int
@@ -447,7 +549,7 @@ directory_alias_del(struct directory *dir, const char *address, const char *targ
 	return 0;
 }
 
-static int
+int
 list_rows(struct directory *dir, const char *sql, const char *arg, directory_row_fn *fn,
     void *fnarg)
 {

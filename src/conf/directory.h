@@ -12,6 +12,9 @@
 struct sqlite3;
 struct directory;
 
+/* Iteration for `list`: calls fn once per row, with NULL for absent columns. */
+typedef void directory_row_fn(void *arg, const char *a, const char *b);
+
 /* Most mailboxes one RCPT may expand to through aliases. */
 #define DIR_TARGETS_MAX 256
 /* Alias chains longer than this are a loop. */
@@ -54,21 +57,38 @@ bool directory_local_part_valid(const char *local);
 int directory_domain_add(struct directory *dir, const char *domain, const char *postmaster,
     char **error_r);
 int directory_domain_del(struct directory *dir, const char *domain, char **error_r);
+/* hash: crypt(3) string or NULL (no login); cram: CRAM-MD5 secret or NULL. */
 int directory_user_add(struct directory *dir, const char *address, const char *hash,
-    char **error_r);
+    const char *cram, char **error_r);
 int directory_user_del(struct directory *dir, const char *address, char **error_r);
 int directory_user_set_password(struct directory *dir, const char *address,
-    const char *hash, char **error_r);
-/* Returns the stored password hash (caller frees), NULL when none/unknown. */
-char *directory_user_password(struct directory *dir, const char *address);
+    const char *hash, const char *cram, char **error_r);
+/* Sets or clears (cram NULL) only the CRAM-MD5 secret. */
+int directory_user_set_cram(struct directory *dir, const char *address, const char *cram,
+    char **error_r);
+
+/* Login credentials of a user, copied into the caller's buffers ("" when
+ * absent). 1 found, 0 no such user, -1 database error. */
+int directory_user_credentials(struct directory *dir, const char *address, char *hash,
+    size_t hashsize, char *cram, size_t cramsize);
+
+/* --- server access lists per listener (A3): entries are user addresses or
+ * IP/CIDR ranges --- */
+int directory_access_add(struct directory *dir, const char *listener, const char *entry,
+    char **error_r);
+int directory_access_del(struct directory *dir, const char *listener, const char *entry,
+    char **error_r);
+int directory_access_list(struct directory *dir, const char *listener, directory_row_fn *fn,
+    void *arg);
+/* True when ip is in a CIDR entry of listener, or user (may be NULL) is. */
+bool directory_access_allows(struct directory *dir, const char *listener, const char *ip,
+    const char *user);
 int directory_alias_add(struct directory *dir, const char *address, const char *target,
     char **error_r);
 /* target NULL removes every target of the alias. */
 int directory_alias_del(struct directory *dir, const char *address, const char *target,
     char **error_r);
 
-/* Iteration for `list`: calls fn once per row, with NULL for absent columns. */
-typedef void directory_row_fn(void *arg, const char *a, const char *b);
 int directory_domain_list(struct directory *dir, directory_row_fn *fn, void *arg);
 int directory_user_list(struct directory *dir, const char *domain, directory_row_fn *fn, void *arg);
 int directory_alias_list(struct directory *dir, const char *address, directory_row_fn *fn, void *arg);

@@ -13,6 +13,7 @@
 #include "mail/addr.h"
 
 #define F(field) offsetof(struct config, field), sizeof(((struct config *)0)->field)
+#define L(i, field) offsetof(struct config, listeners[i].field), sizeof(bool)
 #define KB 1024ULL
 #define MB (1024ULL * 1024)
 #define GB (1024ULL * 1024 * 1024)
@@ -36,6 +37,46 @@ static const struct setting_def defs[] = {
 	  "Oldest TLS version accepted" },
 	{ "tls.ciphers", SETTING_TEXT, "", 0, 0, NULL, F(tls_ciphers), "A2",
 	  "OpenSSL cipher list for TLS 1.2 and older; empty: OpenSSL's default" },
+	{ "smtp.enabled", SETTING_BOOL, "yes", 0, 0, NULL, L(0, enabled), "A3",
+	  "SMTP listener status (port 25 in production)" },
+	{ "smtp.auth_password", SETTING_BOOL, "yes", 0, 0, NULL, L(0, auth_password), "A3",
+	  "Name and password: AUTH offered on the SMTP listener (after STARTTLS smtps.auth_password decides)" },
+	{ "smtp.auth_anonymous", SETTING_BOOL, "yes", 0, 0, NULL, L(0, auth_anonymous), "A3",
+	  "Anonymous: mail accepted on the SMTP listener without AUTH" },
+	{ "smtp.enforce_access", SETTING_BOOL, "no", 0, 0, NULL, L(0, enforce_access), "A3",
+	  "Only IPs and users on the smtp access list (tegami access) may send; needs auth_password" },
+	{ "submission.enabled", SETTING_BOOL, "yes", 0, 0, NULL, L(1, enabled), "A3",
+	  "Submission listener status (port 587 in production)" },
+	{ "submission.auth_password", SETTING_BOOL, "yes", 0, 0, NULL, L(1, auth_password), "A3",
+	  "Name and password on the submission listener (after STARTTLS smtps.auth_password decides)" },
+	{ "submission.auth_anonymous", SETTING_BOOL, "no", 0, 0, NULL, L(1, auth_anonymous), "A3",
+	  "Anonymous mail on the submission listener (no: 530 5.7.0 until AUTH)" },
+	{ "submission.enforce_access", SETTING_BOOL, "no", 0, 0, NULL, L(1, enforce_access), "A3",
+	  "Only the submission access list may send; needs auth_password" },
+	{ "smtps.enabled", SETTING_BOOL, "yes", 0, 0, NULL, L(2, enabled), "A3",
+	  "Implicit-TLS listener status (port 465 in production)" },
+	{ "smtps.auth_password", SETTING_BOOL, "yes", 0, 0, NULL, L(2, auth_password), "A3",
+	  "Name and password on TLS: the SMTPS listener and STARTTLS sessions of the other two" },
+	{ "smtps.auth_anonymous", SETTING_BOOL, "no", 0, 0, NULL, L(2, auth_anonymous), "A3",
+	  "Anonymous mail on the SMTPS listener" },
+	{ "smtps.enforce_access", SETTING_BOOL, "no", 0, 0, NULL, L(2, enforce_access), "A3",
+	  "Only the smtps access list may send; needs auth_password" },
+	{ "auth.allow_plaintext", SETTING_BOOL, "no", 0, 0, NULL, F(auth_allow_plaintext), "A4",
+	  "Offer PLAIN and LOGIN (and POP3 USER/PASS) on unencrypted connections" },
+	{ "auth.cram_md5", SETTING_BOOL, "yes", 0, 0, NULL, F(auth_cram_md5), "A1 A8",
+	  "Offer CRAM-MD5 (each user also needs a CRAM-MD5 secret: tegami user cram-md5)" },
+	{ "auth.cache_ttl", SETTING_UINT, "300", 0, 86400, NULL, F(auth_cache_ttl), "A1",
+	  "Seconds a verified password is remembered (as a keyed hash) to skip the slow hash; 0: off" },
+	{ "auth.fail_delay_max", SETTING_UINT, "5", 0, 60, NULL, F(auth_fail_delay_max), "A7",
+	  "Most seconds a failed AUTH is delayed; the delay grows by one second per recent failure of the IP" },
+	{ "screen.enabled", SETTING_BOOL, "yes", 0, 0, NULL, F(screen_enabled), "A7",
+	  "Dynamic screen: ban IPs that fail AUTH too often" },
+	{ "screen.auth_failures", SETTING_UINT, "10", 1, 100000, NULL, F(screen_auth_failures), "A7",
+	  "Failed AUTH attempts within screen.window that ban an IP" },
+	{ "screen.window", SETTING_UINT, "600", 1, 86400, NULL, F(screen_window), "A7",
+	  "Seconds over which failed AUTH attempts are counted" },
+	{ "screen.ban_time", SETTING_UINT, "1800", 1, 31536000, NULL, F(screen_ban_time), "A7",
+	  "Seconds a screened IP is refused at connect (421 4.7.0)" },
 	{ "smtp.max_message_size", SETTING_SIZE, "10485760", 1 * KB, 2 * GB, NULL, F(smtp_max_message_size), "S3 S6",
 	  "Largest message accepted, in bytes (advertised as SIZE; larger DATA gets 552 5.3.4)" },
 	{ "smtp.max_recipients", SETTING_UINT, "100", 1, 100000, NULL, F(smtp_max_recipients), "S6",
@@ -287,6 +328,28 @@ settings_store(struct sqlite3 *db, const char *key, const char *value, char **er
 	if (rc != SQLITE_DONE) {
 		*error_r = xstrdup(sqlite3_errmsg(db));
 		return -1;
+	}
+	return 0;
+}
+
+int
+config_check(const struct config *cfg, char *err, size_t errsize)
+{
+	static const char *const names[CONFIG_LISTENERS] = { "smtp", "submission", "smtps" };
+
+	for (int i = 0; i < CONFIG_LISTENERS; i++) {
+		const struct listener_conf *l = &cfg->listeners[i];
+		if (l->enabled && !l->auth_password && !l->auth_anonymous) {
+			snprintf(err, errsize, "%s is enabled but neither %s.auth_password nor "
+			    "%s.auth_anonymous is yes: set one of them (or %s.enabled=no)",
+			    names[i], names[i], names[i], names[i]);
+			return -1;
+		}
+		if (l->enforce_access && !l->auth_password) {
+			snprintf(err, errsize, "%s.enforce_access needs %s.auth_password=yes",
+			    names[i], names[i]);
+			return -1;
+		}
 	}
 	return 0;
 }

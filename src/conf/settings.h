@@ -23,8 +23,27 @@ enum setting_type {
 
 #define CONFIG_STR_MAX 1024
 
+/* Per-listener policy (A3, seed 001): port status and authentication options. */
+struct listener_conf {
+	bool enabled;
+	bool auth_password;   /* "name and password": AUTH offered */
+	bool auth_anonymous;  /* mail accepted without AUTH */
+	bool enforce_access;  /* only the listener's access list may send */
+};
+
+#define CONFIG_LISTENERS 3 /* smtp, submission, smtps (enum smtp_listener_kind) */
+
 /* The typed view of every setting, as the daemon uses it. */
 struct config {
+	struct listener_conf listeners[CONFIG_LISTENERS];
+	bool auth_allow_plaintext;
+	bool auth_cram_md5;
+	uint64_t auth_cache_ttl;
+	uint64_t auth_fail_delay_max;
+	bool screen_enabled;
+	uint64_t screen_auth_failures;
+	uint64_t screen_window;
+	uint64_t screen_ban_time;
 	char server_hostname[256];
 	char log_level[16];
 	char smtp_listen[CONFIG_STR_MAX];
@@ -79,6 +98,11 @@ int settings_get(struct sqlite3 *db, const char *key, char *buf);
 /* Stores a validated canonical value (the caller wraps several in one
  * transaction). 0, or -1 with *error_r (free). */
 int settings_store(struct sqlite3 *db, const char *key, const char *value, char **error_r);
+
+/* Rules across settings (A3): an enabled listener needs "name and password"
+ * or "anonymous"; enforcing the access list needs "name and password".
+ * 0, or -1 with a one-line reason in err. */
+int config_check(const struct config *cfg, char *err, size_t errsize);
 
 /* True when key has a stored value (differs from "default"). */
 bool settings_is_stored(struct sqlite3 *db, const char *key);

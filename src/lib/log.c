@@ -43,6 +43,9 @@ log_level_parse(const char *s, enum log_level *level_r)
 	return -1;
 }
 
+static void log_vwrite(enum log_level level, const char *fmt, va_list ap, const char *suffix)
+	__attribute__((format(printf, 2, 0)));
+
 static void
 log_vwrite(enum log_level level, const char *fmt, va_list ap, const char *suffix)
 {

@@ -159,3 +159,59 @@ netaddr_format(const struct sockaddr *sa, char *buf, size_t size)
 	snprintf(buf, size, sa->sa_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, port);
 	return buf;
 }
+
+/* Parses "ADDR[/BITS]" into family, 16 address bytes and a prefix length. */
+static int
+cidr_parse(const char *s, int *family, unsigned char *addr, unsigned *bits)
+{
+	char host[64];
+	const char *slash = strchr(s, '/');
+	size_t hlen = slash != NULL ? (size_t)(slash - s) : strlen(s);
+	uint64_t b;
+
+	if (hlen == 0 || hlen >= sizeof(host))
+		return -1;
+	memcpy(host, s, hlen);
+	host[hlen] = '\0';
+	memset(addr, 0, 16);
+	if (inet_pton(AF_INET, host, addr) == 1)
+		*family = AF_INET;
+	else if (inet_pton(AF_INET6, host, addr) == 1)
+		*family = AF_INET6;
+	else
+		return -1;
+	unsigned max = *family == AF_INET ? 32 : 128;
+	if (slash == NULL)
+		b = max;
+	else if (str_parse_u64(slash + 1, &b) < 0 || b > max)
+		return -1;
+	*bits = (unsigned)b;
+	return 0;
+}
+
+bool
+netaddr_cidr_valid(const char *s)
+{
+	int family;
+	unsigned char addr[16];
+	unsigned bits;
+
+	return cidr_parse(s, &family, addr, &bits) == 0;
+}
+
+bool
+netaddr_ip_in_cidr(const char *ip, const char *cidr)
+{
+	int fa, fc;
+	unsigned char a[16], c[16];
+	unsigned bits, abits;
+
+	if (cidr_parse(ip, &fa, a, &abits) < 0 || cidr_parse(cidr, &fc, c, &bits) < 0 || fa != fc)
+		return false;
+	for (unsigned i = 0; i < bits; i++) {
+		unsigned byte = i / 8, mask = 0x80u >> (i % 8);
+		if ((a[byte] & mask) != (c[byte] & mask))
+			return false;
+	}
+	return true;
+}

@@ -2,6 +2,7 @@
 #ifndef TEGAMI_NETADDR_H
 #define TEGAMI_NETADDR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
@@ -24,6 +25,13 @@ int netaddr_listen_validate(const char *spec, const char **error_r);
 
 /* "ADDR:PORT" / "[ADDR]:PORT" text for logs. buf of at least 64 bytes. */
 const char *netaddr_format(const struct sockaddr *sa, char *buf, size_t size);
+
+/* True when the numeric address ip is inside cidr ("10.0.0.0/8",
+ * "2001:db8::/32", or a single address). False on any parse error. */
+bool netaddr_ip_in_cidr(const char *ip, const char *cidr);
+
+/* True when s is a valid address or CIDR range as netaddr_ip_in_cidr takes. */
+bool netaddr_cidr_valid(const char *s);
 
 /* The numeric IP of sa, without port, into buf (INET6_ADDRSTRLEN). */
 const char *netaddr_ip(const struct sockaddr *sa, char *buf, size_t size);

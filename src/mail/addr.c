@@ -235,7 +235,7 @@ addr_parse_path(const char *s, unsigned flags, struct mail_addr *addr_r,
 		return -1;
 	}
 	p++;
-	if ((size_t)(p - s) > ADDR_PATH_MAX + 2) {
+	if ((size_t)(p - s) > ADDR_PATH_MAX) { /* RFC 5321 §4.5.3.1.3, brackets included */
 		*error_r = "path too long";
 		return -1;
 	}

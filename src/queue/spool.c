@@ -19,19 +19,21 @@
 #define SPOOL_MAGIC "tegami-queue 1\n"
 #define SPOOL_MAX_FILE (3ULL * 1024 * 1024 * 1024)
 
-/* Queue ids sort by time: 9 hex digits of seconds... then 7 random hex
- * digits. O_EXCL on the file catches the (unlikely) collision. */
+/* Queue ids sort by time: 9 hex digits of seconds, then 11 random hex
+ * digits (44 bits). spool_commit() never replaces an existing queue file, so
+ * even a collision cannot lose a message: the second one is refused (451). */
 static void
 qid_generate(char *buf)
 {
-	uint32_t rnd = 0;
+	uint64_t rnd = 0;
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
-		rnd = (uint32_t)ts.tv_nsec ^ (uint32_t)getpid();
-	snprintf(buf, SPOOL_QID_LEN + 1, "%09llX%07X",
-	    (unsigned long long)ts.tv_sec & 0xFFFFFFFFFULL, rnd & 0xFFFFFFF);
+		rnd = (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
+	snprintf(buf, SPOOL_QID_LEN + 1, "%09llX%011llX",
+	    (unsigned long long)ts.tv_sec & 0xFFFFFFFFFULL,
+	    (unsigned long long)(rnd & 0xFFFFFFFFFFFULL));
 }
 
 int
@@ -158,8 +160,10 @@ spool_commit(const char *queue_dir, const struct spool_msg *m)
 		goto fail_unlink;
 	}
 	fd = -1;
-	if (rename(tmp, final) < 0)
+	/* link(), not rename(): an existing queue file is never replaced. */
+	if (link(tmp, final) < 0)
 		goto fail_unlink;
+	unlink(tmp);
 	if (fs_fsync_dir(queue_dir) < 0) {
 		/* Not durable: take it back so the client retries. */
 		saved = errno;
@@ -211,7 +215,7 @@ parse_envelope_line(struct spool_msg *m, char *line, const char **error_r)
 		str_copy(m->qid, v, sizeof(m->qid));
 		return 0;
 	case 'T':
-		if (str_parse_u64(v, &t) < 0) {
+		if (str_parse_u64(v, &t) < 0 || t > (uint64_t)INT64_MAX) {
 			*error_r = "bad arrival time";
 			return -1;
 		}

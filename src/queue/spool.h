@@ -19,7 +19,7 @@
 
 struct evbuffer;
 
-#define SPOOL_QID_LEN 16
+#define SPOOL_QID_LEN 20
 
 struct spool_rcpt {
 	char *mailbox; /* local@domain, lower case */

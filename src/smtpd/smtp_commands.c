@@ -54,6 +54,9 @@ cmd_helo_common(struct smtp_session *s, char *args, bool esmtp)
 	smtp_session_reply(s, "250-8BITMIME");
 	if (starttls_offered(s))
 		smtp_session_reply(s, "250-STARTTLS");
+	char auth[128];
+	if (smtp_auth_ehlo(s, auth, sizeof(auth)))
+		smtp_session_reply(s, "250-%s", auth);
 	smtp_session_reply(s, "250 ENHANCEDSTATUSCODES");
 }
 
@@ -91,6 +94,12 @@ mail_params(struct smtp_session *s, const struct smtp_path_args *pa)
 				smtp_session_error(s, "552 5.3.4 Error: message size exceeds fixed limit");
 				return -1;
 			}
+		} else if (strcasecmp(p->keyword, "AUTH") == 0) {
+			/* RFC 4954 §5: accepted; we do not relay the identity on. */
+			if (p->value == NULL) {
+				smtp_session_error(s, "501 5.5.4 Error: bad AUTH parameter");
+				return -1;
+			}
 		} else if (strcasecmp(p->keyword, "BODY") == 0) {
 			if (p->value == NULL || (strcasecmp(p->value, "7BIT") != 0 &&
 			    strcasecmp(p->value, "8BITMIME") != 0)) {
@@ -117,6 +126,30 @@ storage_low(struct smtp_session *s)
 	if (fs_free_bytes(smtp_server_data_dir(s->srv), &free_bytes) < 0)
 		return false;
 	return free_bytes < cfg->storage_min_free;
+}
+
+/* A3: anonymous senders, and the listener's server access list. 0, or -1
+ * after replying. */
+static int
+mail_policy(struct smtp_session *s)
+{
+	const struct config *cfg = smtp_server_config(s->srv);
+	const struct listener_conf *l = &cfg->listeners[s->kind];
+
+	if (!l->auth_anonymous && s->auth_user == NULL) {
+		smtp_session_error(s, "530 5.7.0 Error: authentication required");
+		return -1;
+	}
+	if (l->enforce_access && !directory_access_allows(smtp_server_directory(s->srv),
+	    smtp_listener_name(s->kind), s->ip, s->auth_user)) {
+		log_info("event=access_denied session=%llx client=%s user=%s listener=%s",
+		    (unsigned long long)s->id, s->ip, s->auth_user != NULL ? s->auth_user : "-",
+		    smtp_listener_name(s->kind));
+		smtp_session_error(s, "550 5.7.1 Error: access denied by the %s server access list",
+		    smtp_listener_name(s->kind));
+		return -1;
+	}
+	return 0;
 }
 
 static void
@@ -148,6 +181,8 @@ cmd_mail(struct smtp_session *s, char *args)
 		return;
 	}
 	if (mail_params(s, &pa) < 0)
+		return;
+	if (mail_policy(s) < 0)
 		return;
 	if (storage_low(s)) {
 		log_warn("event=storage_low session=%llx", (unsigned long long)s->id);
@@ -291,7 +326,7 @@ static void
 cmd_help(struct smtp_session *s, char *args)
 {
 	smtp_session_reply(s, "214-2.0.0 Commands supported:");
-	smtp_session_reply(s, "214-2.0.0   HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS");
+	smtp_session_reply(s, "214-2.0.0   HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS AUTH");
 	smtp_session_reply(s, "214 2.0.0 See RFC 5321");
 }
 
@@ -342,22 +377,40 @@ static const struct smtp_command commands[] = {
 	{ "TURN", cmd_not_implemented },
 	/* Not offered yet: never advertised in EHLO. */
 	{ "STARTTLS", cmd_starttls },
-	{ "AUTH", cmd_not_implemented },
+	{ "AUTH", smtp_auth_command },
 	{ "ETRN", cmd_not_implemented },
 	{ "BDAT", cmd_not_implemented },
 };
 
+/* RFC 5321 §4.5.3.1.4 allows 512 octets; RFC 4954 lets AUTH and MAIL be longer. */
+static size_t
+line_limit(const char *verb)
+{
+	if (strcmp(verb, "AUTH") == 0)
+		return SMTP_AUTH_LINE_MAX;
+	if (strcmp(verb, "MAIL") == 0)
+		return SMTP_MAIL_LINE_MAX;
+	return SMTP_CMD_LINE_MAX;
+}
+
 void
-smtp_command_dispatch(struct smtp_session *s, char *line)
+smtp_command_dispatch(struct smtp_session *s, char *line, size_t len)
 {
 	const char *args;
 	size_t vlen = smtp_parse_verb(line, &args);
 
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strlen(commands[i].verb) == vlen && strncasecmp(line, commands[i].verb, vlen) == 0) {
+			if (len + 2 > line_limit(commands[i].verb)) {
+				smtp_session_error(s, "500 5.5.2 Error: line too long");
+				return;
+			}
 			commands[i].fn(s, line + (args - line));
 			return;
 		}
 	}
-	smtp_session_error(s, "500 5.5.2 Error: command not recognized");
+	if (len + 2 > SMTP_CMD_LINE_MAX)
+		smtp_session_error(s, "500 5.5.2 Error: line too long");
+	else
+		smtp_session_error(s, "500 5.5.2 Error: command not recognized");
 }

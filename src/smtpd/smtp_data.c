@@ -35,8 +35,12 @@ add_received(struct smtp_session *s)
 	evbuffer_add_printf(b, "Received: from %s (unknown [%s])\n", s->helo, s->ip);
 	if (tls[0] != '\0')
 		evbuffer_add_printf(b, "\t(using %s)\n", tls);
-	evbuffer_add_printf(b, "\tby %s (tegami) with %s id %s", cfg->server_hostname,
-	    s->esmtp ? (s->tls ? "ESMTPS" : "ESMTP") : "SMTP", s->msg->qid);
+	/* RFC 3848: ESMTP, plus S for TLS and A for AUTH. */
+	const char *proto = !s->esmtp ? "SMTP" : s->tls ?
+	    (s->auth_user != NULL ? "ESMTPSA" : "ESMTPS") :
+	    (s->auth_user != NULL ? "ESMTPA" : "ESMTP");
+	evbuffer_add_printf(b, "\tby %s (tegami) with %s id %s", cfg->server_hostname, proto,
+	    s->msg->qid);
 	if (s->msg->nrcpt == 1)
 		evbuffer_add_printf(b, "\n\tfor <%s>", s->msg->rcpts[0].orig);
 	evbuffer_add_printf(b, "; %s\n", date);

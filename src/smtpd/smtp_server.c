@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "conf/settings.h"
+#include "auth/screen.h"
 #include "lib/log.h"
 #include "lib/netaddr.h"
 #include "lib/workers.h"
@@ -69,6 +70,8 @@ struct directory *smtp_server_directory(struct smtp_server *srv) { return srv->d
 struct dir_targets *smtp_server_scratch_targets(struct smtp_server *srv) { return &srv->scratch; }
 const char *smtp_server_data_dir(struct smtp_server *srv) { return srv->deps.data_dir; }
 struct ssl_ctx_st *smtp_server_tls(struct smtp_server *srv) { return srv->tls; }
+struct auth_service *smtp_server_auth(struct smtp_server *srv) { return srv->deps.auth; }
+struct screen *smtp_server_screen(struct smtp_server *srv) { return srv->deps.screen; }
 
 const char *
 smtp_listener_name(enum smtp_listener_kind kind)
@@ -163,18 +166,27 @@ smtp_server_session_closed(struct smtp_server *srv, struct smtp_session *s)
 	}
 }
 
-/* Refuses a connection over the limits with one line, without a session. */
+/* Refuses a connection with one line, without a session. */
 static void
-refuse(int fd, const char *hostname, const char *why)
+refuse_with(int fd, const char *line)
 {
 	char buf[512];
-	int n = snprintf(buf, sizeof(buf), "421 4.7.0 %s Error: %s\r\n", hostname, why);
+	int n = snprintf(buf, sizeof(buf), "%s\r\n", line);
 
 	if (n > 0) {
 		ssize_t w = send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
 		(void)w;
 	}
 	close(fd);
+}
+
+static void
+refuse(int fd, const char *hostname, const char *why)
+{
+	char line[400];
+
+	snprintf(line, sizeof(line), "421 4.7.0 %s Error: %s", hostname, why);
+	refuse_with(fd, line);
 }
 
 static void
@@ -195,6 +207,20 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
 	if (ipcount_get(srv, ip) >= cfg->smtp_max_sessions_per_ip) {
 		log_warn("event=refused client=%s reason=max_sessions_per_ip", ip);
 		refuse(fd, cfg->server_hostname, "too many connections from your address");
+		return;
+	}
+	if (srv->deps.screen != NULL && screen_banned(srv->deps.screen, ip)) {
+		log_warn("event=refused client=%s reason=screened", ip);
+		refuse(fd, cfg->server_hostname, "your address is temporarily refused "
+		    "(dynamic screen)");
+		return;
+	}
+	const struct listener_conf *lc = &cfg->listeners[li->kind];
+	if (!lc->auth_password && !lc->auth_anonymous) {
+		/* A3, seed 001: a port with no authentication option. */
+		log_warn("event=refused client=%s reason=site_not_enabled listener=%s", ip,
+		    smtp_listener_name(li->kind));
+		refuse_with(fd, "554 5.7.0 This site is not enabled on the server.");
 		return;
 	}
 	if (li->kind == SMTP_LISTENER_SMTPS && srv->tls == NULL) {
@@ -285,6 +311,8 @@ wanted_listeners(const struct config *cfg, struct netaddr *addrs,
 	int total = 0;
 
 	for (int k = 0; k < SMTP_LISTENER_KINDS; k++) {
+		if (!cfg->listeners[k].enabled)
+			continue;
 		int n = netaddr_parse_listen(specs[k], addrs + total, NETADDR_LISTEN_MAX, error_r);
 		if (n < 0)
 			return -1;

@@ -10,6 +10,8 @@ struct config;
 struct directory;
 struct workers;
 struct queue_runner;
+struct auth_service;
+struct screen;
 struct smtp_server;
 struct ssl_ctx_st;
 
@@ -31,6 +33,8 @@ struct smtp_server_deps {
 	struct directory *dir;
 	struct workers *workers;
 	struct queue_runner *queue;
+	struct auth_service *auth;
+	struct screen *screen;
 	const char *data_dir;
 	const char *queue_dir;
 };

@@ -24,6 +24,7 @@ static const char *const state_names[] = {
 	[SMTP_STATE_READY] = "ready",
 	[SMTP_STATE_MAIL] = "mail",
 	[SMTP_STATE_DATA] = "data",
+	[SMTP_STATE_AUTH] = "auth",
 	[SMTP_STATE_QUIT] = "quit",
 };
 
@@ -126,6 +127,7 @@ smtp_session_starttls(struct smtp_session *s, struct ssl_ctx_st *ctx)
 	s->bev = tls_bev_new(s, -1, under, ctx);
 	/* RFC 3207 §4.2: forget everything learnt before the handshake. */
 	smtp_session_reset_tx(s);
+	smtp_auth_cleanup(s);
 	free(s->helo);
 	s->helo = NULL;
 	s->esmtp = false;
@@ -203,6 +205,7 @@ smtp_session_destroy(struct smtp_session *s)
 	log_info("event=disconnect session=%llx client=%s errors=%u",
 	    (unsigned long long)s->id, s->ip, s->errors);
 	smtp_server_session_closed(s->srv, s);
+	smtp_auth_cleanup(s);
 	spool_msg_free(&s->msg);
 	if (s->linger != NULL)
 		event_free(s->linger);
@@ -213,6 +216,9 @@ smtp_session_destroy(struct smtp_session *s)
 }
 
 /* One evbuffer_add per reply line: under TLS each add may become a record. */
+static void session_vreply(struct smtp_session *s, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
 static void
 session_vreply(struct smtp_session *s, const char *fmt, va_list ap)
 {
@@ -278,14 +284,14 @@ session_read_line(struct smtp_session *s, char *buf, size_t *len_r)
 	struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
 
 	if (eol.pos < 0) {
-		if (evbuffer_get_length(in) > SMTP_CMD_LINE_MAX) {
+		if (evbuffer_get_length(in) > SMTP_AUTH_LINE_MAX) {
 			evbuffer_drain(in, evbuffer_get_length(in));
 			s->skip_line = true;
 		}
 		return 0;
 	}
 	size_t n = (size_t)eol.pos + 1;
-	if (s->skip_line || n > SMTP_CMD_LINE_MAX) {
+	if (s->skip_line || n > SMTP_AUTH_LINE_MAX) {
 		evbuffer_drain(in, n);
 		s->skip_line = false;
 		smtp_session_error(s, "500 5.5.2 Error: line too long");
@@ -315,7 +321,7 @@ session_read_line(struct smtp_session *s, char *buf, size_t *len_r)
 void
 smtp_session_input(struct smtp_session *s)
 {
-	char line[SMTP_CMD_LINE_MAX + 1];
+	char line[SMTP_AUTH_LINE_MAX + 1];
 	size_t len;
 	struct evbuffer *out = bufferevent_get_output(s->bev);
 
@@ -335,7 +341,10 @@ smtp_session_input(struct smtp_session *s)
 			break;
 		if (r < 0)
 			continue;
-		smtp_command_dispatch(s, line);
+		if (s->state == SMTP_STATE_AUTH)
+			smtp_auth_response(s, line);
+		else
+			smtp_command_dispatch(s, line, len);
 	}
 	if (s->eof && !s->busy) {
 		/* Everything the client sent before closing is answered. */

@@ -16,14 +16,19 @@
 #include <arpa/inet.h>
 
 #include "conf/directory.h"
+#include "conf/settings.h"
 #include "smtpd/smtp_server.h"
 
 struct bufferevent;
 struct spool_msg;
 struct smtp_server;
 struct smtp_job;
+struct sasl_exchange;
+struct auth_request;
 
 #define SMTP_CMD_LINE_MAX 512   /* RFC 5321 §4.5.3.1.4, CRLF included */
+#define SMTP_MAIL_LINE_MAX 1012 /* RFC 4954 §5: MAIL may be 500 longer for AUTH= */
+#define SMTP_AUTH_LINE_MAX 12290 /* RFC 4954 §4: 12288 octets and CRLF */
 #define SMTP_TEXT_LINE_MAX 1000 /* RFC 5321 §4.5.3.1.6, CRLF included */
 #define SMTP_OUTPUT_MAX (256 * 1024)
 #define SMTP_REPLY_MAX 512     /* RFC 5321 §4.5.3.1.5, CRLF included */
@@ -34,6 +39,7 @@ enum smtp_state {
 	SMTP_STATE_READY,         /* after HELO/EHLO, no transaction */
 	SMTP_STATE_MAIL,          /* MAIL accepted, collecting RCPT */
 	SMTP_STATE_DATA,          /* reading the message */
+	SMTP_STATE_AUTH,          /* in a SASL exchange: lines are responses */
 	SMTP_STATE_QUIT,          /* flushing the last reply, then close */
 };
 
@@ -68,6 +74,10 @@ struct smtp_session {
 	size_t nrcpt;            /* RCPT commands accepted */
 	struct smtp_data_reader data;
 	struct smtp_job *job;    /* in-flight spool write */
+	char *auth_user;         /* authenticated identity (RFC 4954), NULL if none */
+	struct sasl_exchange *sasl;      /* during AUTH */
+	struct auth_request *auth_req;   /* credentials being checked */
+	struct event *auth_delay;        /* a failed AUTH waits before 535 */
 	struct event *linger;    /* closing: waits for TLS records to reach the socket */
 	unsigned linger_ticks;
 };
@@ -79,6 +89,8 @@ struct directory *smtp_server_directory(struct smtp_server *srv);
 struct dir_targets *smtp_server_scratch_targets(struct smtp_server *srv);
 
 const char *smtp_server_data_dir(struct smtp_server *srv);
+struct auth_service *smtp_server_auth(struct smtp_server *srv);
+struct screen *smtp_server_screen(struct smtp_server *srv);
 void smtp_server_session_closed(struct smtp_server *srv, struct smtp_session *s);
 /* Takes msg and writes it to the spool on a worker; calls
  * smtp_session_spooled() later on the loop thread unless the session went
@@ -117,7 +129,20 @@ void smtp_session_input(struct smtp_session *s);
 void smtp_session_spooled(struct smtp_session *s, const struct spool_msg *m, int result, int err);
 
 /* --- smtp_commands.c --- */
-void smtp_command_dispatch(struct smtp_session *s, char *line);
+/* Runs one command line of len octets (CRLF stripped). */
+void smtp_command_dispatch(struct smtp_session *s, char *line, size_t len);
+
+/* --- smtp_auth.c (RFC 4954, MISSION A1-A4) --- */
+/* The listener settings that decide AUTH for this session: after STARTTLS
+ * on the plain ports, the TLS listener's (seed 001). */
+const struct listener_conf *smtp_auth_conf(struct smtp_session *s);
+/* Writes the EHLO "AUTH ..." keyword line when AUTH is offered; returns
+ * false when it is not. */
+bool smtp_auth_ehlo(struct smtp_session *s, char *buf, size_t size);
+void smtp_auth_command(struct smtp_session *s, char *args);
+void smtp_auth_response(struct smtp_session *s, char *line);
+/* Frees AUTH state (session going away). */
+void smtp_auth_cleanup(struct smtp_session *s);
 
 /* --- smtp_data.c --- */
 void smtp_data_begin(struct smtp_session *s);

@@ -691,8 +691,8 @@ def test_status_counts_queue(tegami_new):
     t = tegami_new
     t.cli("status", check=False)
     for i in range(3):
-        (t.dir / "queue" / ("%016X" % (0xABC0 + i))).write_text("tegami-queue 1\n")
-    (t.dir / "queue" / ("%016X.tmp" % 0xABCF)).write_text("x")
+        (t.dir / "queue" / ("%020X" % (0xABC0 + i))).write_text("tegami-queue 1\n")
+    (t.dir / "queue" / ("%020X.tmp" % 0xABCF)).write_text("x")
     r = t.cli("status", check=False)
     assert r.returncode == 3 and "queue: 3 message(s)" in r.stdout
 
@@ -857,8 +857,8 @@ def test_tegami_data_environment_variable(tmp_path):
     data = tmp_path / "envdata"
     env = {"TEGAMI_DATA": str(data)}
     port = free_port()
-    r = run([TEGAMI, "config", "set", "smtp.listen=127.0.0.1:%d" % port, "storage.min_free=0"],
-            env_extra=env, cwd=tmp_path)
+    r = run([TEGAMI, "config", "set", "smtp.listen=127.0.0.1:%d" % port, "storage.min_free=0",
+             "submission.listen=", "smtps.listen="], env_extra=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert (data / "tegami.db").exists() and not (tmp_path / "var").exists()
     r = run([TEGAMI, "user", "add", "erin@example.test", "--password-stdin"], env_extra=env,

@@ -20,9 +20,9 @@ import uuid
 from conftest import SANITIZED, RawSMTP
 
 ALICE, BOB, CAROL = "alice@example.test", "bob@example.test", "carol@example.test"
-QID_RE = re.compile(r"^[0-9A-F]{16}$")
-NAME_RE = re.compile(r"^(\d+)\.Q([0-9A-F]{16})_(\d+)\.([^/]+),S=(\d+),W=(\d+)(:2,[A-Za-z]*)?$")
-QUEUED_RE = re.compile(r"^2\.0\.0 Ok: queued as ([0-9A-F]{16})$")
+QID_RE = re.compile(r"^[0-9A-F]{20}$")
+NAME_RE = re.compile(r"^(\d+)\.Q([0-9A-F]{20})_(\d+)\.([^/]+),S=(\d+),W=(\d+)(:2,[A-Za-z]*)?$")
+QUEUED_RE = re.compile(r"^2\.0\.0 Ok: queued as ([0-9A-F]{20})$")
 
 
 def committed(t):
@@ -218,7 +218,7 @@ def test_sigkill_mid_flood_loses_no_acknowledged_message(tegami):
 def test_hand_written_queue_file_is_delivered_and_tmp_removed(tegami):
     t = tegami
     assert t.stop() == 0
-    qid, tmp_qid = "0000000AB0000001", "0000000AB0000002"
+    qid, tmp_qid = "0000000AB00000000001", "0000000AB00000000002"
     message = (b"Received: from hand.example (unknown [192.0.2.7])\n\tby test (tegami) with ESMTP"
                b" id 0000000AB0000001; Tue, 14 Nov 2023 22:13:20 +0000\n"
                b"Subject: written by hand\n\nhello from the queue\nEND-HAND\n")
@@ -249,7 +249,7 @@ def test_hand_written_queue_file_is_delivered_and_tmp_removed(tegami):
 def test_hand_written_queue_file_null_sender_two_recipients(tegami):
     t = tegami
     assert t.stop() == 0
-    qid = "0000000AB0000003"
+    qid = "0000000AB00000000003"
     message = b"Subject: bounce-like\n\nnull sender\n"
     (t.dir / "queue" / qid).write_bytes(queue_file(qid, 1700000100, "", [ALICE, BOB], message))
     t.start()
@@ -265,7 +265,7 @@ def test_hand_written_queue_file_null_sender_two_recipients(tegami):
 def test_unusable_queue_file_is_left_for_the_admin(tegami):
     t = tegami
     assert t.stop() == 0
-    qid = "0000000AB0000004"
+    qid = "0000000AB00000000004"
     bad = t.dir / "queue" / qid
     bad.write_bytes(b"this is not a queue file\n")
     t.start()
@@ -286,7 +286,7 @@ def test_recovery_skips_recipients_already_delivered(tegami):
     t = tegami
     t.add_user(CAROL)
     assert t.stop() == 0
-    qid1, qid2 = "0000000AB0000011", "0000000AB0000012"
+    qid1, qid2 = "0000000AB00000000011", "0000000AB00000000012"
     msg1 = b"Subject: partly delivered\n\nbody one\nEND-ONE\n"
     msg2 = b"Subject: partly delivered, read already\n\nbody two\nEND-TWO\n"
     # qid1: alice (0) already has it in new/; bob (1) and carol (2) do not
@@ -332,7 +332,7 @@ def test_recovery_skips_recipients_already_delivered(tegami):
 def test_recovery_when_everything_landed_just_removes_the_queue_file(tegami):
     t = tegami
     assert t.stop() == 0
-    qid = "0000000AB0000021"
+    qid = "0000000AB00000000021"
     (t.dir / "queue" / qid).write_bytes(
         queue_file(qid, 1700000400, "s@example.org", [ALICE], b"Subject: x\n\nx\n"))
     md = t.maildir(ALICE)

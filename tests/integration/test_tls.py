@@ -62,10 +62,12 @@ def test_smtplib_starttls_delivers_and_received_names_tls(tegami):
 
 
 def test_starttls_on_submission_listener(tegami):
+    """A3: submission accepts mail only after AUTH (submission.auth_anonymous=no)."""
     with smtplib.SMTP("127.0.0.1", tegami.submission_port, timeout=10) as s:
         s.ehlo("client.example")
         s.starttls(context=client_ctx())
         s.ehlo("client.example")
+        s.login("alice@example.test", "secret")
         s.sendmail("a@example.org", ["bob@example.test"], b"Subject: sub\r\n\r\nx\r\n")
     tegami.wait_messages("bob@example.test", 1)
 
@@ -76,9 +78,10 @@ def test_smtps_implicit_tls(tegami):
         code, _ = s.ehlo("client.example")
         assert code == 250
         assert not s.has_extn("starttls")
+        s.login("alice@example.test", "secret")
         s.sendmail("a@example.org", ["alice@example.test"], b"Subject: smtps\r\n\r\nx\r\n")
     msg = list(tegami.wait_messages("alice@example.test", 1).values())[0]
-    assert "with ESMTPS id" in received_header(msg)
+    assert "with ESMTPSA id" in received_header(msg)
 
 
 def test_smtps_port_never_speaks_plaintext(tegami):
@@ -166,10 +169,13 @@ def test_openssl_s_client_tls11_refused(tegami):
 
 
 def test_swaks_tls_and_tlsc(tegami):
-    for flag, port in (("--tls", tegami.port), ("--tlsc", tegami.smtps_port)):
+    for flag, port, auth in (("--tls", tegami.port, []),
+                             ("--tlsc", tegami.smtps_port,
+                              ["--auth", "PLAIN", "--auth-user", "alice@example.test",
+                               "--auth-password", "secret"])):
         r = subprocess.run(["swaks", "--server", "127.0.0.1:%d" % port, flag,
                             "--from", "a@example.org", "--to", "alice@example.test",
-                            "--helo", "swaks.example"], capture_output=True, text=True,
+                            "--helo", "swaks.example", *auth], capture_output=True, text=True,
                            timeout=30)
         assert r.returncode == 0, r.stdout + r.stderr
     tegami.wait_messages("alice@example.test", 2)
@@ -179,8 +185,10 @@ def test_swaks_tls_and_tlsc(tegami):
 def test_curl_ssl_reqd_and_smtps(tegami, tmp_path):
     mail = tmp_path / "mail.txt"
     mail.write_bytes(b"Subject: curl\r\n\r\nvia curl\r\n")
-    for url in ("smtp://127.0.0.1:%d" % tegami.port, "smtps://127.0.0.1:%d" % tegami.smtps_port):
-        r = subprocess.run(["curl", "-sS", "--insecure", "--ssl-reqd", url,
+    for url, auth in (("smtp://127.0.0.1:%d" % tegami.port, []),
+                      ("smtps://127.0.0.1:%d" % tegami.smtps_port,
+                       ["--user", "alice@example.test:secret"])):
+        r = subprocess.run(["curl", "-sS", "--insecure", "--ssl-reqd", url, *auth,
                             "--mail-from", "a@example.org", "--mail-rcpt", "bob@example.test",
                             "--upload-file", str(mail)], capture_output=True, text=True,
                            timeout=30)

@@ -1,0 +1,224 @@
+/* smtp_auth.c: SMTP AUTH (RFC 4954) over the shared SASL module, with the
+ * per-listener policy of MISSION A3 and A4. A completed exchange is checked
+ * by auth/auth.c (off the loop for password hashes); a failure is answered
+ * after a delay that grows with the client IP's recent failures, and enough
+ * of them put the IP on the dynamic screen (A7). */
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth/auth.h"
+#include "auth/screen.h"
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+#include "mail/sasl.h"
+#include "smtpd/smtp_session.h"
+
+#define CHALLENGE_MAX 512
+
+const struct listener_conf *
+smtp_auth_conf(struct smtp_session *s)
+{
+	const struct config *cfg = smtp_server_config(s->srv);
+	enum smtp_listener_kind k = s->tls ? SMTP_LISTENER_SMTPS : s->kind;
+
+	return &cfg->listeners[k];
+}
+
+/* A4: PLAIN and LOGIN only under TLS unless the admin allows plaintext. */
+static bool
+mech_offered(struct smtp_session *s, enum sasl_mech mech)
+{
+	const struct config *cfg = smtp_server_config(s->srv);
+
+	if (mech == SASL_MECH_CRAM_MD5)
+		return cfg->auth_cram_md5;
+	return s->tls || cfg->auth_allow_plaintext;
+}
+
+bool
+smtp_auth_ehlo(struct smtp_session *s, char *buf, size_t size)
+{
+	size_t o = 0;
+
+	if (!smtp_auth_conf(s)->auth_password)
+		return false;
+	o += (size_t)snprintf(buf, size, "AUTH");
+	for (int m = 0; m < SASL_MECH_COUNT && o < size; m++) {
+		if (mech_offered(s, (enum sasl_mech)m))
+			o += (size_t)snprintf(buf + o, size - o, " %s", sasl_mech_name(m));
+	}
+	return strcmp(buf, "AUTH") != 0;
+}
+
+static void
+exchange_end(struct smtp_session *s)
+{
+	if (s->sasl != NULL) {
+		sasl_exchange_clear(s->sasl);
+		free(s->sasl);
+		s->sasl = NULL;
+	}
+	if (s->state == SMTP_STATE_AUTH)
+		smtp_session_enter(s, SMTP_STATE_READY);
+}
+
+void
+smtp_auth_cleanup(struct smtp_session *s)
+{
+	if (s->auth_req != NULL) {
+		auth_request_cancel(s->auth_req);
+		s->auth_req = NULL;
+	}
+	if (s->auth_delay != NULL) {
+		event_free(s->auth_delay);
+		s->auth_delay = NULL;
+	}
+	exchange_end(s);
+	free(s->auth_user);
+	s->auth_user = NULL;
+}
+
+static void
+on_fail_delay(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	event_free(s->auth_delay);
+	s->auth_delay = NULL;
+	s->busy = false;
+	smtp_session_error(s, "535 5.7.8 Error: authentication failed");
+	smtp_session_input(s);
+}
+
+static void
+auth_failed(struct smtp_session *s, const char *user, const char *mech)
+{
+	const struct config *cfg = smtp_server_config(s->srv);
+	time_t now = time(NULL);
+	unsigned n = screen_failure(smtp_server_screen(s->srv), s->ip, now, cfg->screen_window);
+
+	log_info("event=auth_failed session=%llx client=%s user=%s mech=%s recent=%u",
+	    (unsigned long long)s->id, s->ip, user, mech, n);
+	exchange_end(s);
+	if (cfg->screen_enabled && n >= cfg->screen_auth_failures) {
+		screen_ban(smtp_server_screen(s->srv), s->ip, now, cfg->screen_ban_time,
+		    "failed AUTH");
+		s->busy = false;
+		smtp_session_close(s, "421 4.7.0 %s Error: too many failed authentications",
+		    cfg->server_hostname);
+		smtp_session_input(s);
+		return;
+	}
+	/* The delay grows with the IP's recent failures (A7 throttling). */
+	unsigned delay = n < cfg->auth_fail_delay_max ? n : (unsigned)cfg->auth_fail_delay_max;
+	struct timeval tv = { (time_t)delay, 0 };
+	s->busy = true;
+	s->auth_delay = evtimer_new(smtp_server_base(s->srv), on_fail_delay, s);
+	evtimer_add(s->auth_delay, &tv);
+}
+
+static void
+on_verified(void *arg, bool ok)
+{
+	struct smtp_session *s = arg;
+	char user[SASL_NAME_MAX + 1];
+	const char *mech = sasl_mech_name(s->sasl->mech);
+
+	s->auth_req = NULL;
+	snprintf(user, sizeof(user), "%s", s->sasl->authcid);
+	if (!ok) {
+		auth_failed(s, user, mech);
+		return;
+	}
+	s->auth_user = xstrdup(user);
+	exchange_end(s);
+	s->busy = false;
+	log_info("event=auth session=%llx client=%s user=%s mech=%s", (unsigned long long)s->id,
+	    s->ip, user, mech);
+	smtp_session_reply(s, "235 2.7.0 Authentication successful");
+	smtp_session_input(s);
+}
+
+/* Acts on what the SASL layer said about the client's latest message. */
+static void
+exchange_step(struct smtp_session *s, enum sasl_result r, const char *challenge)
+{
+	switch (r) {
+	case SASL_CHALLENGE:
+		smtp_session_enter(s, SMTP_STATE_AUTH);
+		smtp_session_reply(s, "334 %s", challenge);
+		return;
+	case SASL_VERIFY:
+		s->busy = true;
+		s->auth_req = auth_verify(smtp_server_auth(s->srv), s->sasl, on_verified, s);
+		return;
+	case SASL_CANCELLED:
+		exchange_end(s);
+		smtp_session_error(s, "501 5.0.0 Error: authentication cancelled");
+		return;
+	case SASL_BAD_BASE64:
+		exchange_end(s);
+		smtp_session_error(s, "501 5.5.2 Error: invalid base64 data");
+		return;
+	case SASL_MALFORMED:
+		exchange_end(s);
+		smtp_session_error(s, "501 5.5.2 Error: malformed authentication response");
+		return;
+	}
+}
+
+void
+smtp_auth_response(struct smtp_session *s, char *line)
+{
+	char challenge[CHALLENGE_MAX];
+
+	exchange_step(s, sasl_continue(s->sasl, line, challenge, sizeof(challenge)), challenge);
+}
+
+void
+smtp_auth_command(struct smtp_session *s, char *args)
+{
+	const struct config *cfg = smtp_server_config(s->srv);
+	char challenge[CHALLENGE_MAX];
+
+	if (!smtp_auth_conf(s)->auth_password) {
+		smtp_session_error(s, "502 5.5.1 Error: AUTH command not available");
+		return;
+	}
+	if (s->state == SMTP_STATE_GREETING_SENT || !s->esmtp) {
+		smtp_session_error(s, "503 5.5.1 Error: send EHLO first");
+		return;
+	}
+	if (s->auth_user != NULL) {
+		smtp_session_error(s, "503 5.5.1 Error: already authenticated");
+		return;
+	}
+	if (s->state == SMTP_STATE_MAIL) {
+		smtp_session_error(s, "503 5.5.1 Error: AUTH not allowed during a mail transaction");
+		return;
+	}
+	char *mech_name = args;
+	char *initial = strchr(args, ' ');
+	if (initial != NULL)
+		*initial++ = '\0';
+	if (*mech_name == '\0' || (initial != NULL && (*initial == '\0' || strchr(initial, ' ')))) {
+		smtp_session_error(s, "501 5.5.4 Syntax: AUTH mechanism [initial-response]");
+		return;
+	}
+	enum sasl_mech mech = sasl_mech_parse(mech_name);
+	if (mech == SASL_MECH_UNKNOWN || (mech == SASL_MECH_CRAM_MD5 && !cfg->auth_cram_md5)) {
+		smtp_session_error(s, "504 5.5.4 Error: unsupported authentication mechanism");
+		return;
+	}
+	if (!mech_offered(s, mech)) {
+		smtp_session_error(s, "538 5.7.11 Encryption required for requested "
+		    "authentication mechanism");
+		return;
+	}
+	s->sasl = xcalloc(1, sizeof(*s->sasl));
+	exchange_step(s, sasl_start(s->sasl, mech, initial, cfg->server_hostname, challenge,
+	    sizeof(challenge)), challenge);
+}
