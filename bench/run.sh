@@ -52,11 +52,11 @@ case "$ONLY" in ''|tegami|postfix) ;; *) echo "run.sh: --only tegami|postfix" >&
 want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
 
 if [ "$MODE" = full ]; then
-  RUNS=${RUNS:-3} COUNT_4K=${COUNT_4K:-3000} COUNT_100K=${COUNT_100K:-1000} RUN_TIMEOUT=300
+  RUNS=${RUNS:-3} COUNT_4K=${COUNT_4K:-3000} COUNT_100K=${COUNT_100K:-1000} RUN_TIMEOUT=180
   IDLE_1K="--ramp 5 --banner-wait 20 --hold 10"
   IDLE_10K="--ramp 10 --banner-wait 20 --hold 25"
 else
-  RUNS=${RUNS:-1} COUNT_4K=${COUNT_4K:-1000} COUNT_100K=${COUNT_100K:-500} RUN_TIMEOUT=120
+  RUNS=${RUNS:-1} COUNT_4K=${COUNT_4K:-1000} COUNT_100K=${COUNT_100K:-500} RUN_TIMEOUT=60
   IDLE_1K="--ramp 3 --banner-wait 10 --hold 5"
   IDLE_10K="--ramp 10 --banner-wait 15 --hold 5"
 fi
@@ -104,12 +104,13 @@ tegami_init() {
   # shellcheck disable=SC2086  # TEGAMI_SET is a list of KEY=VALUE words
   "$TEGAMI" -D "$TDIR" config set "smtp.listen=127.0.0.1:$TEGAMI_PORT" \
     "smtp.max_sessions=$MAX_SESSIONS" "smtp.max_sessions_per_ip=$MAX_SESSIONS" \
-    "smtp.max_message_size=10485760" "storage.min_free=0" ${TEGAMI_SET:-} >/dev/null
+    "smtp.max_message_size=10485760" "storage.min_free=0" \
+    "submission.listen=" "smtps.listen=" ${TEGAMI_SET:-} >/dev/null
   printf 'bench-password-1\n' | "$TEGAMI" -D "$TDIR" user add user1@example.test --password-stdin >/dev/null
 }
 
 tegami_start() {
-  "$TEGAMID" -D "$TDIR" 2>>"$W/tegamid.log" &
+  "$TEGAMID" -D "$TDIR" >>"$W/tegamid.log" 2>&1 &
   TPID=$!
   for _ in $(seq 1 200); do                         # 20 s at most
     kill -0 "$TPID" 2>/dev/null || { tail -20 "$W/tegamid.log" >&2; die "tegamid exited at start"; }

@@ -18,6 +18,11 @@ connection (HELO, MAIL, RCPT, DATA, QUIT), to one recipient, and measures:
              Postfix daemons count);
   busy %     machine-wide busy CPU during acceptance (100 % = one core);
   lg_cpu_s   CPU seconds of the load generator itself;
+  box_cpu_s  machine-wide busy CPU from the start until the last message landed;
+             of it, kthread_cpu_s went to kernel threads (journal, writeback)
+             and foreign_cpu_s to processes that are neither the server nor
+             the load generator: a check for interference from whatever else
+             runs on the machine (the rest is mostly softirq);
   overflows  increase of the kernel's TcpExt ListenOverflows (SYNs dropped
              because a listen queue was full).
 
@@ -64,10 +69,9 @@ def listen_overflows():
     return None
 
 
-def tree_cpu_s(root):
-    """CPU seconds of root's process tree: utime+stime of live members plus
-    root's cutime+cstime (children it has reaped)."""
-    kids, stat = {}, {}
+def proc_snapshot():
+    """pid -> (ppid, starttime, utime+stime, cutime+cstime), in clock ticks"""
+    snap = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
@@ -76,18 +80,51 @@ def tree_cpu_s(root):
                 s = f.read()
         except OSError:
             continue
-        fields = s[s.rindex(")") + 2:].split()
-        stat[int(d)] = fields
-        kids.setdefault(int(fields[1]), []).append(int(d))
-    if root not in stat:
-        return None
-    tot = int(stat[root][13]) + int(stat[root][14])  # cutime, cstime
-    todo = [root]
+        f = s[s.rindex(")") + 2:].split()
+        snap[int(d)] = (int(f[1]), int(f[19]), int(f[11]) + int(f[12]), int(f[13]) + int(f[14]))
+    return snap
+
+
+def tree_of(snap, root):
+    kids = {}
+    for pid, v in snap.items():
+        kids.setdefault(v[0], []).append(pid)
+    out, todo = set(), [root] if root in snap else []
     while todo:
         p = todo.pop()
-        tot += int(stat[p][11]) + int(stat[p][12])  # utime, stime
+        out.add(p)
         todo.extend(kids.get(p, []))
-    return tot / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def tree_cpu_ticks(snap, root):
+    """CPU of root's process tree: utime+stime of live members plus root's
+    cutime+cstime (children it has reaped, e.g. Postfix daemons that exited)."""
+    if root not in snap:
+        return None
+    return snap[root][3] + sum(snap[p][2] for p in tree_of(snap, root))
+
+
+def foreign_cpu_ticks(s0, s1, root):
+    """CPU used between two snapshots outside the server's tree and outside
+    this harness and its load generators: (kernel threads, other processes).
+    Processes that started and ended in between count through the parent
+    that reaped them; one that was alive at s0 and gone at s1 is missed."""
+    me = os.getpid()
+    skip = tree_of(s0, root) | tree_of(s1, root) if root else set()
+    kth = other = 0
+    for pid, (ppid, start, own, kids) in s1.items():
+        if pid in skip or pid == me or ppid == me:
+            continue
+        prev = s0.get(pid)
+        d = own + kids
+        if prev and prev[1] == start:
+            d -= prev[2] + prev[3]
+        if pid == 2 or ppid == 2:
+            kth += d
+        else:
+            other += d
+    return kth, other
 
 
 def server_root(a):
@@ -141,7 +178,7 @@ def one_run(a, size, conc, count):
     base = count_maildir(a.maildir)
     cmds = loadgen_cmds(a, size, conc, count)
     root = server_root(a)
-    s0 = tree_cpu_s(root) if root else None
+    snap0 = proc_snapshot()
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     c0, lo0 = cpu_times(), listen_overflows()
     marks = {0.5: None, 0.9: None}
@@ -187,18 +224,24 @@ def one_run(a, size, conc, count):
         delivered = landed(time.perf_counter())
     if delivered >= count:
         t_land = time.perf_counter() - t0
-    s1 = tree_cpu_s(root) if root else None
+    snap1 = proc_snapshot()
     lo1 = listen_overflows()
     tick, ncpu = os.sysconf("SC_CLK_TCK"), os.cpu_count()
+    c2 = cpu_times()
     busy = 100.0 * ((c1[0] - c0[0]) - (c1[1] - c0[1])) / max(1, c1[0] - c0[0]) * ncpu
-    srv = (s1 - s0) if (s0 is not None and s1 is not None) else None
+    box = ((c2[0] - c0[0]) - (c2[1] - c0[1])) / tick
+    t0_srv, t1_srv = tree_cpu_ticks(snap0, root), tree_cpu_ticks(snap1, root)
+    srv = (t1_srv - t0_srv) / tick if (t0_srv is not None and t1_srv is not None) else None
+    kth, foreign = foreign_cpu_ticks(snap0, snap1, root)
+    lg = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     ok = rc == 0 and not killed
     return dict(server=a.label, size=size, conc=conc, count=count, nprocs=len(cmds), rc=rc,
                 killed=killed, stderr=err[-400:], accept_s=t_acc,
                 accept_rate=count / t_acc if ok else None,
                 landed_s=t_land, landed_rate=count / t_land if (t_land and ok) else None,
                 delivered=delivered, t50_s=marks[0.5], t90_s=marks[0.9],
-                busy_pct=busy, loadgen_cpu_s=(ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime),
+                busy_pct=busy, loadgen_cpu_s=lg, box_cpu_s=box,
+                kthread_cpu_s=kth / tick, foreign_cpu_s=foreign / tick,
                 srv_cpu_s=srv, srv_ms_per_msg=1000.0 * srv / count if srv is not None else None,
                 listen_overflows=(lo1 - lo0) if (lo0 is not None and lo1 is not None) else None,
                 loadgen=a.loadgen, time=time.time())

@@ -30,6 +30,7 @@
 #include "lib/tls.h"
 #include "lib/workers.h"
 #include "lib/xmalloc.h"
+#include "mail/message.h"
 #include "queue/queue_runner.h"
 #include "smtpd/smtp_server.h"
 
@@ -313,7 +314,7 @@ daemon_start(struct daemon *d)
 	struct smtp_server_deps deps = {
 		.base = d->base, .cfg = &d->cfg, .dir = d->dir, .workers = d->workers,
 		.queue = d->queue, .auth = d->auth, .screen = d->screen,
-		.data_dir = d->data_dir, .queue_dir = d->queue_dir,
+		.data_dir = d->data_dir,
 	};
 	d->smtp = smtp_server_create(&deps);
 	if (tls_apply(d) < 0) {
@@ -399,6 +400,7 @@ main(int argc, char **argv)
 	umask(027);
 	signal(SIGPIPE, SIG_IGN);
 	log_init("tegamid", LOG_LEVEL_INFO);
+	message_init();
 	raise_fd_limit();
 	d.data_dir = datadir_choose(opt_dir);
 	daemon_open(&d);

@@ -275,6 +275,7 @@ type_name(const struct setting_def *def, char *buf, size_t size)
 	case SETTING_LISTEN: return "listen list";
 	case SETTING_PATH: return "file path";
 	case SETTING_TEXT: return "text";
+	case SETTING_CIDRS: return "IP/CIDR list";
 	case SETTING_ENUM:
 		snprintf(buf, size, "%s", def->choices);
 		for (char *p = buf; *p != '\0'; p++) {

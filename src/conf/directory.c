@@ -19,6 +19,7 @@ enum stmt_id {
 	ST_PRIMARY_DOMAIN,
 	ST_CREDENTIALS,
 	ST_ACCESS_LIST,
+	ST_LIST_ENTRIES,
 	ST_COUNT
 };
 
@@ -29,6 +30,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_PRIMARY_DOMAIN] = "SELECT name FROM domains ORDER BY rowid LIMIT 1",
 	[ST_CREDENTIALS] = "SELECT password, cram_md5 FROM users WHERE address = ?",
 	[ST_ACCESS_LIST] = "SELECT entry FROM access WHERE listener = ?",
+	[ST_LIST_ENTRIES] = "SELECT entry FROM lists WHERE name = ?",
 };
 
 struct directory {
@@ -591,4 +593,63 @@ directory_alias_list(struct directory *dir, const char *address, directory_row_f
 		    "ORDER BY address, target", address, fn, arg);
 	return list_rows(dir, "SELECT address, target FROM aliases ORDER BY address, target",
 	    NULL, fn, arg);
+}
+
+bool
+directory_list_name_valid(const char *name)
+{
+	return strcmp(name, "trusted") == 0 || strcmp(name, "exempt") == 0 ||
+	    strcmp(name, "accept") == 0;
+}
+
+bool
+directory_list_holds_addresses(const char *name)
+{
+	return strcmp(name, "trusted") != 0;
+}
+
+int
+directory_list_add(struct directory *dir, const char *name, const char *entry, char **error_r)
+{
+	return exec_bound(dir, "INSERT OR IGNORE INTO lists(name, entry) VALUES(?, lower(?))",
+	    name, entry, NULL, error_r);
+}
+
+int
+directory_list_del(struct directory *dir, const char *name, const char *entry, char **error_r)
+{
+	int changes = 0;
+
+	if (exec_bound(dir, "DELETE FROM lists WHERE name = ? AND entry = ?", name, entry,
+	    &changes, error_r) < 0)
+		return -1;
+	if (changes == 0) {
+		*error_r = xasprintf("%s is not on the %s list", entry, name);
+		return -1;
+	}
+	return 0;
+}
+
+int
+directory_list_show(struct directory *dir, const char *name, directory_row_fn *fn, void *arg)
+{
+	if (name != NULL)
+		return list_rows(dir, "SELECT name, entry FROM lists WHERE name = ? ORDER BY entry",
+		    name, fn, arg);
+	return list_rows(dir, "SELECT name, entry FROM lists ORDER BY name, entry", NULL, fn, arg);
+}
+
+bool
+directory_list_has(struct directory *dir, const char *name, const char *value)
+{
+	sqlite3_stmt *st = stmt_bind1(dir, ST_LIST_ENTRIES, name);
+	bool addresses = directory_list_holds_addresses(name);
+	bool found = false;
+
+	while (!found && sqlite3_step(st) == SQLITE_ROW) {
+		const char *e = (const char *)sqlite3_column_text(st, 0);
+		found = addresses ? strcasecmp(e, value) == 0 : netaddr_ip_in_cidr(value, e);
+	}
+	sqlite3_reset(st);
+	return found;
 }

@@ -72,6 +72,21 @@ int directory_user_set_cram(struct directory *dir, const char *address, const ch
 int directory_user_credentials(struct directory *dir, const char *address, char *hash,
     size_t hashsize, char *cram, size_t cramsize);
 
+/* --- policy lists (A5, A6): "trusted" (IPs / CIDR ranges exempt from the
+ * local-IP rule), "exempt" (addresses exempt from the AUTH identity match
+ * rules), "accept" (addresses the mail-from check skips) --- */
+bool directory_list_name_valid(const char *name);
+/* True for address lists (exempt, accept); false for IP lists (trusted). */
+bool directory_list_holds_addresses(const char *name);
+int directory_list_add(struct directory *dir, const char *name, const char *entry,
+    char **error_r);
+int directory_list_del(struct directory *dir, const char *name, const char *entry,
+    char **error_r);
+int directory_list_show(struct directory *dir, const char *name, directory_row_fn *fn,
+    void *arg);
+/* Address lists: exact, case-insensitive match. IP lists: ip in a range. */
+bool directory_list_has(struct directory *dir, const char *name, const char *value);
+
 /* --- server access lists per listener (A3): entries are user addresses or
  * IP/CIDR ranges --- */
 int directory_access_add(struct directory *dir, const char *listener, const char *entry,

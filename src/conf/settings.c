@@ -69,6 +69,36 @@ static const struct setting_def defs[] = {
 	  "Seconds a verified password is remembered (as a keyed hash) to skip the slow hash; 0: off" },
 	{ "auth.fail_delay_max", SETTING_UINT, "5", 0, 60, NULL, F(auth_fail_delay_max), "A7",
 	  "Most seconds a failed AUTH is delayed; the delay grows by one second per recent failure of the IP" },
+	{ "auth.mode", SETTING_ENUM, "none", 0, 0, "none|local_and_relay|relay_only", F(auth_mode), "A6",
+	  "Allow authentication (seed 002): none; local_and_relay: TLS and AUTH for all mail; relay_only: TLS and AUTH to relay" },
+	{ "auth.verify_ids_local", SETTING_BOOL, "no", 0, 0, NULL, F(auth_verify_ids_local), "A6",
+	  "Verify IDs on local delivery: mail to local mailboxes only from authenticated users" },
+	{ "auth.verify_originator", SETTING_BOOL, "no", 0, 0, NULL, F(auth_verify_originator), "A6",
+	  "Verify message originator: a From: header is required and, after AUTH, must be the user" },
+	{ "auth.verify_mail_from", SETTING_ENUM, "none", 0, 0, "none|all|not_accept_list", F(auth_verify_mail_from), "A6",
+	  "Verify mail from user: a sender in a local domain must exist in the directory (all, or those not on the accept list)" },
+	{ "auth.require_local_sender", SETTING_BOOL, "yes", 0, 0, NULL, F(auth_require_local_sender), "A5",
+	  "Mail from local accounts always requires AUTH" },
+	{ "auth.local_sender_except_local_rcpt", SETTING_BOOL, "no", 0, 0, NULL, F(auth_local_sender_except_local_rcpt), "A5",
+	  "...except when every recipient is local" },
+	{ "auth.local_sender_except_other_server", SETTING_BOOL, "yes", 0, 0, NULL, F(auth_local_sender_except_other_server), "A5",
+	  "...except senders of a local domain that have no mailbox here (they live on another server of the domain)" },
+	{ "auth.require_local_ip", SETTING_BOOL, "yes", 0, 0, NULL, F(auth_require_local_ip), "A5",
+	  "Mail from local IPs (auth.local_networks) always requires AUTH; the trusted list (tegami list) is exempt" },
+	{ "auth.local_networks", SETTING_CIDRS, "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7,fe80::/10", 0, 0, NULL, F(auth_local_networks), "A5",
+	  "What auth.require_local_ip calls local IPs" },
+	{ "auth.match_return_path", SETTING_BOOL, "yes", 0, 0, NULL, F(auth_match_return_path), "A5",
+	  "The AUTH identity must be the MAIL FROM address (the exempt list is exempt)" },
+	{ "auth.match_from_header", SETTING_BOOL, "yes", 0, 0, NULL, F(auth_match_from_header), "A5",
+	  "The AUTH identity must be the From: header address (the exempt list is exempt)" },
+	{ "auth.require_for_postmaster", SETTING_BOOL, "yes", 0, 0, NULL, F(auth_require_for_postmaster), "A5",
+	  "Mail from postmaster@, abuse@ and webmaster@ of local domains always requires AUTH" },
+	{ "auth.skip_pop_before_smtp", SETTING_BOOL, "yes", 0, 0, NULL, F(auth_skip_pop_before_smtp), "A5 R1",
+	  "Authenticated sessions skip POP-before-SMTP checks (with the relay rules)" },
+	{ "smtp.auth_disallow", SETTING_BOOL, "no", 0, 0, NULL, F(smtp_auth_disallow), "A5",
+	  "Disallow AUTH on the SMTP (port 25) listener: not advertised, and answered as an unknown command" },
+	{ "smtp.auth_disallow_screen", SETTING_BOOL, "no", 0, 0, NULL, F(smtp_auth_disallow_screen), "A5 A7",
+	  "...and close at once, putting IPs that keep trying on the dynamic screen" },
 	{ "screen.enabled", SETTING_BOOL, "yes", 0, 0, NULL, F(screen_enabled), "A7",
 	  "Dynamic screen: ban IPs that fail AUTH too often" },
 	{ "screen.auth_failures", SETTING_UINT, "10", 1, 100000, NULL, F(screen_auth_failures), "A7",
@@ -174,6 +204,26 @@ validate_number(const struct setting_def *def, const char *value, char *norm,
 	return 0;
 }
 
+static int
+cidr_list_validate(const char *value)
+{
+	char item[128];
+
+	for (const char *p = value; *p != '\0';) {
+		size_t n = strcspn(p, ",");
+		if (n == 0 || n >= sizeof(item))
+			return -1;
+		memcpy(item, p, n);
+		item[n] = '\0';
+		if (!netaddr_cidr_valid(item))
+			return -1;
+		p += n;
+		if (*p == ',' && *++p == '\0')
+			return -1;
+	}
+	return 0;
+}
+
 int
 settings_validate(const struct setting_def *def, const char *value, char *norm,
     const char **error_r)
@@ -216,6 +266,12 @@ settings_validate(const struct setting_def *def, const char *value, char *norm,
 	case SETTING_PATH:
 		if (*value != '\0' && access(value, R_OK) < 0) {
 			*error_r = "no readable file there";
+			return -1;
+		}
+		break;
+	case SETTING_CIDRS:
+		if (cidr_list_validate(value) < 0) {
+			*error_r = "not a comma-separated list of IP addresses or CIDR ranges";
 			return -1;
 		}
 		break;

@@ -19,6 +19,7 @@ enum setting_type {
 	SETTING_ENUM,     /* one of a '|'-separated list */
 	SETTING_PATH,     /* a readable file, or empty */
 	SETTING_TEXT,     /* printable ASCII without blanks, or empty */
+	SETTING_CIDRS,    /* comma-separated IP addresses / CIDR ranges, or empty */
 };
 
 #define CONFIG_STR_MAX 1024
@@ -40,6 +41,21 @@ struct config {
 	bool auth_cram_md5;
 	uint64_t auth_cache_ttl;
 	uint64_t auth_fail_delay_max;
+	char auth_mode[24];
+	bool auth_verify_ids_local;
+	bool auth_verify_originator;
+	char auth_verify_mail_from[24];
+	bool auth_require_local_sender;
+	bool auth_local_sender_except_local_rcpt;
+	bool auth_local_sender_except_other_server;
+	bool auth_require_local_ip;
+	char auth_local_networks[CONFIG_STR_MAX];
+	bool auth_match_return_path;
+	bool auth_match_from_header;
+	bool auth_require_for_postmaster;
+	bool auth_skip_pop_before_smtp;
+	bool smtp_auth_disallow;
+	bool smtp_auth_disallow_screen;
 	bool screen_enabled;
 	uint64_t screen_auth_failures;
 	uint64_t screen_window;

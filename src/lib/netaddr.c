@@ -215,3 +215,23 @@ netaddr_ip_in_cidr(const char *ip, const char *cidr)
 	}
 	return true;
 }
+
+bool
+netaddr_ip_in_cidr_list(const char *ip, const char *list)
+{
+	char item[128];
+
+	for (const char *p = list; *p != '\0';) {
+		size_t n = strcspn(p, ",");
+		if (n > 0 && n < sizeof(item)) {
+			memcpy(item, p, n);
+			item[n] = '\0';
+			if (netaddr_ip_in_cidr(ip, item))
+				return true;
+		}
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return false;
+}

@@ -30,6 +30,9 @@ const char *netaddr_format(const struct sockaddr *sa, char *buf, size_t size);
  * "2001:db8::/32", or a single address). False on any parse error. */
 bool netaddr_ip_in_cidr(const char *ip, const char *cidr);
 
+/* True when ip is in one of the comma-separated ranges of list. */
+bool netaddr_ip_in_cidr_list(const char *ip, const char *list);
+
 /* True when s is a valid address or CIDR range as netaddr_ip_in_cidr takes. */
 bool netaddr_cidr_valid(const char *s);
 

@@ -22,7 +22,8 @@ struct delivery {
 	struct spool_msg *msg;      /* NULL until loaded (recovery) */
 	char qid[SPOOL_QID_LEN + 1];
 	char hostname[256];
-	bool recovering;
+	bool recovering;        /* start-up: a queue file left by an earlier run */
+	bool retried_partial;   /* a first try may have reached some mailboxes */
 	int result, err;
 	const char *load_error;
 	unsigned attempts;
@@ -86,7 +87,8 @@ deliver_work(void *arg)
 			return;
 		}
 	}
-	d->result = maildir_deliver(d->q->mail_root, d->hostname, d->msg, d->recovering);
+	d->result = maildir_deliver(d->q->mail_root, d->hostname, d->msg,
+	    d->recovering || d->retried_partial || d->attempts > 1);
 	d->err = d->result < 0 ? errno : 0;
 	if (d->result == 0 && spool_remove(d->q->queue_dir, d->msg->qid) < 0 && errno != ENOENT)
 		log_warn("event=queue_remove_failed qid=%s error=\"%s\"", d->msg->qid, strerror(errno));
@@ -193,13 +195,53 @@ deliver_submit(struct delivery *d)
 	workers_submit(d->q->workers, deliver_work, deliver_done, d);
 }
 
+const char *
+queue_runner_hostname(const struct queue_runner *q)
+{
+	return q->hostname;
+}
+
+int
+queue_runner_commit(struct queue_runner *q, const char *hostname, const struct spool_msg *m,
+    bool *delivered_r)
+{
+	*delivered_r = maildir_deliver(q->mail_root, hostname, m, false) == 0;
+	if (*delivered_r)
+		return 0;
+	log_warn("event=direct_delivery_failed qid=%s error=\"%s\" action=queue", m->qid,
+	    strerror(errno));
+	return spool_commit(q->queue_dir, m);
+}
+
+static void queue_runner_deliver_partial(struct queue_runner *q, struct spool_msg *m,
+    bool partial);
+
+void
+queue_runner_committed(struct queue_runner *q, struct spool_msg *m, bool delivered)
+{
+	if (!delivered) {
+		/* Some mailboxes may already have it: deliver as after a crash. */
+		queue_runner_deliver_partial(q, m, true);
+		return;
+	}
+	log_info("event=delivered qid=%s nrcpt=%zu", m->qid, m->nrcpt);
+	spool_msg_free(&m);
+}
+
 void
 queue_runner_deliver(struct queue_runner *q, struct spool_msg *m)
+{
+	queue_runner_deliver_partial(q, m, false);
+}
+
+static void
+queue_runner_deliver_partial(struct queue_runner *q, struct spool_msg *m, bool partial)
 {
 	struct delivery *d = xcalloc(1, sizeof(*d));
 
 	d->q = q;
 	d->msg = m;
+	d->retried_partial = partial;
 	str_copy(d->qid, m->qid, sizeof(d->qid));
 	q->active++;
 	deliver_submit(d);

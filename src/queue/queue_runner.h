@@ -6,6 +6,7 @@
 #ifndef TEGAMI_QUEUE_RUNNER_H
 #define TEGAMI_QUEUE_RUNNER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct event_base;
@@ -18,6 +19,24 @@ struct queue_runner *queue_runner_create(struct event_base *base, struct workers
 
 /* The host name used in Maildir file names (copied; updated on reload). */
 void queue_runner_set_hostname(struct queue_runner *q, const char *hostname);
+
+/* Worker thread. Makes a message durable before it is acknowledged (S5):
+ * first straight into every local mailbox (maildir_deliver: tmp, fsync, link
+ * into new/, fsync new/), which costs half the disk work of a queue file plus
+ * a later delivery; when that fails (a mailbox not writable, a full disk),
+ * into the queue for retries. hostname names the Maildir files (a copy taken
+ * on the loop). 0 with *delivered_r telling which, or -1 with errno when
+ * neither worked (the client then gets 451/452 and keeps the message). */
+int queue_runner_commit(struct queue_runner *q, const char *hostname, const struct spool_msg *m,
+    bool *delivered_r);
+
+/* Loop thread, after queue_runner_commit() returned 0: takes ownership of m.
+ * Delivered messages are logged and freed; queued ones are delivered by the
+ * runner (skipping mailboxes the first attempt already reached). */
+void queue_runner_committed(struct queue_runner *q, struct spool_msg *m, bool delivered);
+
+/* The host name used in Maildir file names now. */
+const char *queue_runner_hostname(const struct queue_runner *q);
 
 /* Takes ownership of a committed message and delivers it. */
 void queue_runner_deliver(struct queue_runner *q, struct spool_msg *m);

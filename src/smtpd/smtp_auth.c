@@ -38,12 +38,19 @@ mech_offered(struct smtp_session *s, enum sasl_mech mech)
 	return s->tls || cfg->auth_allow_plaintext;
 }
 
+/* A5: "disallow AUTH on the SMTP port" (MDaemon): as if AUTH did not exist. */
+static bool
+auth_disallowed(struct smtp_session *s)
+{
+	return s->kind == SMTP_LISTENER_MTA && smtp_server_config(s->srv)->smtp_auth_disallow;
+}
+
 bool
 smtp_auth_ehlo(struct smtp_session *s, char *buf, size_t size)
 {
 	size_t o = 0;
 
-	if (!smtp_auth_conf(s)->auth_password)
+	if (!smtp_auth_conf(s)->auth_password || auth_disallowed(s))
 		return false;
 	o += (size_t)snprintf(buf, size, "AUTH");
 	for (int m = 0; m < SASL_MECH_COUNT && o < size; m++) {
@@ -184,6 +191,22 @@ smtp_auth_command(struct smtp_session *s, char *args)
 	const struct config *cfg = smtp_server_config(s->srv);
 	char challenge[CHALLENGE_MAX];
 
+	if (auth_disallowed(s)) {
+		if (cfg->smtp_auth_disallow_screen) {
+			/* Whoever keeps trying AUTH here is guessing passwords. */
+			time_t now = time(NULL);
+			unsigned n = screen_failure(smtp_server_screen(s->srv), s->ip, now,
+			    cfg->screen_window);
+			if (n >= cfg->screen_auth_failures)
+				screen_ban(smtp_server_screen(s->srv), s->ip, now, cfg->screen_ban_time,
+				    "AUTH on the SMTP port");
+			smtp_session_close(s, "421 4.7.0 %s Error: AUTH is not allowed on this port",
+			    cfg->server_hostname);
+			return;
+		}
+		smtp_session_error(s, "500 5.5.2 Error: command not recognized");
+		return;
+	}
 	if (!smtp_auth_conf(s)->auth_password) {
 		smtp_session_error(s, "502 5.5.1 Error: AUTH command not available");
 		return;

@@ -190,6 +190,8 @@ cmd_mail(struct smtp_session *s, char *args)
 		return;
 	}
 	addr_format(&pa.addr, sender, sizeof(sender));
+	if (smtp_policy_mail(s, &pa.addr, sender) < 0)
+		return;
 	s->msg = spool_msg_create();
 	s->msg->sender = xstrdup(sender);
 	s->nrcpt = 0;
@@ -247,8 +249,12 @@ cmd_rcpt(struct smtp_session *s, char *args)
 		return;
 	}
 	addr_format(&pa.addr, rcpt, sizeof(rcpt));
-	switch (directory_resolve(smtp_server_directory(s->srv), &pa.addr,
-	    cfg->smtp_percent_routing, targets)) {
+	enum dir_result where = directory_resolve(smtp_server_directory(s->srv), &pa.addr,
+	    cfg->smtp_percent_routing, targets);
+	if ((where == DIR_LOCAL || where == DIR_NOT_LOCAL) &&
+	    smtp_policy_rcpt(s, where == DIR_LOCAL) < 0)
+		return;
+	switch (where) {
 	case DIR_LOCAL:
 		rcpt_accept(s, targets, rcpt);
 		return;

@@ -128,7 +128,7 @@ data_end(struct smtp_session *s)
 		    "(lines must end in <CR><LF>)");
 	} else if (d->long_line) {
 		smtp_session_error(s, "500 5.5.2 Error: message refused: line longer than 1000 octets");
-	} else {
+	} else if (smtp_policy_data(s, s->msg) == 0) {
 		msg = s->msg;
 		s->msg = NULL;
 		smtp_server_spool(s->srv, s, msg);

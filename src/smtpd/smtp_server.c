@@ -17,6 +17,7 @@
 #include "auth/screen.h"
 #include "lib/log.h"
 #include "lib/netaddr.h"
+#include "lib/strutil.h"
 #include "lib/workers.h"
 #include "lib/xmalloc.h"
 #include "queue/queue_runner.h"
@@ -44,8 +45,9 @@ struct listener {
 /* A spool write in flight. It outlives the server at shutdown (the workers
  * are drained after the sessions are gone), so it holds what it needs. */
 struct smtp_job {
-	const char *queue_dir;        /* owned by the daemon */
 	struct queue_runner *queue;   /* destroyed after the workers */
+	char hostname[256];           /* for Maildir names, copied on the loop */
+	bool delivered;               /* straight into the mailboxes (else queued) */
 	struct smtp_session *session; /* NULL once the session went away */
 	struct spool_msg *msg;
 	int result, err;
@@ -390,7 +392,7 @@ spool_work(void *arg)
 {
 	struct smtp_job *job = arg;
 
-	job->result = spool_commit(job->queue_dir, job->msg);
+	job->result = queue_runner_commit(job->queue, job->hostname, job->msg, &job->delivered);
 	job->err = job->result < 0 ? errno : 0;
 }
 
@@ -404,7 +406,7 @@ spool_done(void *arg)
 	else if (job->result == 0)
 		log_warn("event=queued_unacknowledged qid=%s reason=client_gone", job->msg->qid);
 	if (job->result == 0)
-		queue_runner_deliver(job->queue, job->msg);
+		queue_runner_committed(job->queue, job->msg, job->delivered);
 	else
 		spool_msg_free(&job->msg);
 	free(job);
@@ -415,8 +417,8 @@ smtp_server_spool(struct smtp_server *srv, struct smtp_session *s, struct spool_
 {
 	struct smtp_job *job = xcalloc(1, sizeof(*job));
 
-	job->queue_dir = srv->deps.queue_dir;
 	job->queue = srv->deps.queue;
+	str_copy(job->hostname, queue_runner_hostname(srv->deps.queue), sizeof(job->hostname));
 	job->session = s;
 	job->msg = msg;
 	s->job = job;

@@ -36,7 +36,6 @@ struct smtp_server_deps {
 	struct auth_service *auth;
 	struct screen *screen;
 	const char *data_dir;
-	const char *queue_dir;
 };
 
 struct smtp_server *smtp_server_create(const struct smtp_server_deps *deps);

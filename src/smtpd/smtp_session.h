@@ -75,6 +75,8 @@ struct smtp_session {
 	struct smtp_data_reader data;
 	struct smtp_job *job;    /* in-flight spool write */
 	char *auth_user;         /* authenticated identity (RFC 4954), NULL if none */
+	bool sender_local;       /* MAIL FROM is in a local domain */
+	bool sender_known;       /* ...and has a mailbox here */
 	struct sasl_exchange *sasl;      /* during AUTH */
 	struct auth_request *auth_req;   /* credentials being checked */
 	struct event *auth_delay;        /* a failed AUTH waits before 535 */
@@ -143,6 +145,11 @@ void smtp_auth_command(struct smtp_session *s, char *args);
 void smtp_auth_response(struct smtp_session *s, char *line);
 /* Frees AUTH state (session going away). */
 void smtp_auth_cleanup(struct smtp_session *s);
+
+/* --- smtp_policy.c (MISSION A5, A6): 0 to go on, -1 after a refusal --- */
+int smtp_policy_mail(struct smtp_session *s, const struct mail_addr *addr, const char *sender);
+int smtp_policy_rcpt(struct smtp_session *s, bool rcpt_local);
+int smtp_policy_data(struct smtp_session *s, struct spool_msg *msg);
 
 /* --- smtp_data.c --- */
 void smtp_data_begin(struct smtp_session *s);

@@ -71,7 +71,8 @@ def test_smtplib_each_mechanism(tegami, mech):
         method = {"PLAIN": s.auth_plain, "LOGIN": s.auth_login, "CRAM-MD5": s.auth_cram_md5}[mech]
         code, _ = s.auth(mech, method, initial_response_ok=True)
         assert code == 235
-        s.sendmail("alice@example.test", ["bob@example.test"], b"Subject: a\r\n\r\nx\r\n")
+        s.sendmail("alice@example.test", ["bob@example.test"],
+                   b"From: alice@example.test\r\nSubject: a\r\n\r\nx\r\n")
     msg = list(tegami.wait_messages("bob@example.test", 1).values())[0]
     assert b"with ESMTPSA id" in msg
 
@@ -363,7 +364,7 @@ def test_swaks_auth(tegami, mech):
 @pytest.mark.parametrize("mech", ["PLAIN", "LOGIN", "CRAM-MD5"])
 def test_curl_login_options(tegami, tmp_path, mech):
     mail = tmp_path / "m.txt"
-    mail.write_bytes(b"Subject: curl\r\n\r\nx\r\n")
+    mail.write_bytes(b"From: alice@example.test\r\nSubject: curl\r\n\r\nx\r\n")
     r = subprocess.run(["curl", "-sS", "--insecure", "--ssl-reqd",
                         "smtp://127.0.0.1:%d" % tegami.submission_port,
                         "--login-options", "AUTH=" + mech, "--user", "alice@example.test:secret",

@@ -68,7 +68,8 @@ def test_starttls_on_submission_listener(tegami):
         s.starttls(context=client_ctx())
         s.ehlo("client.example")
         s.login("alice@example.test", "secret")
-        s.sendmail("a@example.org", ["bob@example.test"], b"Subject: sub\r\n\r\nx\r\n")
+        s.sendmail("alice@example.test", ["bob@example.test"],
+                   b"From: alice@example.test\r\nSubject: sub\r\n\r\nx\r\n")
     tegami.wait_messages("bob@example.test", 1)
 
 
@@ -79,7 +80,8 @@ def test_smtps_implicit_tls(tegami):
         assert code == 250
         assert not s.has_extn("starttls")
         s.login("alice@example.test", "secret")
-        s.sendmail("a@example.org", ["alice@example.test"], b"Subject: smtps\r\n\r\nx\r\n")
+        s.sendmail("alice@example.test", ["alice@example.test"],
+                   b"From: Alice <alice@example.test>\r\nSubject: smtps\r\n\r\nx\r\n")
     msg = list(tegami.wait_messages("alice@example.test", 1).values())[0]
     assert "with ESMTPSA id" in received_header(msg)
 
@@ -169,12 +171,12 @@ def test_openssl_s_client_tls11_refused(tegami):
 
 
 def test_swaks_tls_and_tlsc(tegami):
-    for flag, port, auth in (("--tls", tegami.port, []),
-                             ("--tlsc", tegami.smtps_port,
-                              ["--auth", "PLAIN", "--auth-user", "alice@example.test",
-                               "--auth-password", "secret"])):
+    for flag, port, sender, auth in (("--tls", tegami.port, "a@example.org", []),
+                                     ("--tlsc", tegami.smtps_port, "alice@example.test",
+                                      ["--auth", "PLAIN", "--auth-user", "alice@example.test",
+                                       "--auth-password", "secret"])):
         r = subprocess.run(["swaks", "--server", "127.0.0.1:%d" % port, flag,
-                            "--from", "a@example.org", "--to", "alice@example.test",
+                            "--from", sender, "--to", "alice@example.test",
                             "--helo", "swaks.example", *auth], capture_output=True, text=True,
                            timeout=30)
         assert r.returncode == 0, r.stdout + r.stderr
@@ -184,12 +186,12 @@ def test_swaks_tls_and_tlsc(tegami):
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
 def test_curl_ssl_reqd_and_smtps(tegami, tmp_path):
     mail = tmp_path / "mail.txt"
-    mail.write_bytes(b"Subject: curl\r\n\r\nvia curl\r\n")
-    for url, auth in (("smtp://127.0.0.1:%d" % tegami.port, []),
-                      ("smtps://127.0.0.1:%d" % tegami.smtps_port,
-                       ["--user", "alice@example.test:secret"])):
+    mail.write_bytes(b"From: alice@example.test\r\nSubject: curl\r\n\r\nvia curl\r\n")
+    for url, sender, auth in (("smtp://127.0.0.1:%d" % tegami.port, "a@example.org", []),
+                              ("smtps://127.0.0.1:%d" % tegami.smtps_port, "alice@example.test",
+                               ["--user", "alice@example.test:secret"])):
         r = subprocess.run(["curl", "-sS", "--insecure", "--ssl-reqd", url, *auth,
-                            "--mail-from", "a@example.org", "--mail-rcpt", "bob@example.test",
+                            "--mail-from", sender, "--mail-rcpt", "bob@example.test",
                             "--upload-file", str(mail)], capture_output=True, text=True,
                            timeout=30)
         assert r.returncode == 0, r.stderr

@@ -153,6 +153,7 @@ test_table_complete(void **state)
 		case SETTING_LISTEN:
 		case SETTING_PATH:
 		case SETTING_TEXT:
+		case SETTING_CIDRS:
 			if (d->size < 2)
 				fail_msg("%s: string field too small", d->key);
 			break;
