@@ -31,6 +31,7 @@
 #include "lib/workers.h"
 #include "lib/xmalloc.h"
 #include "mail/message.h"
+#include "pop3d/pop3_server.h"
 #include "queue/queue_runner.h"
 #include "smtpd/smtp_server.h"
 
@@ -50,6 +51,7 @@ struct daemon {
 	struct auth_service *auth;
 	struct screen *screen;
 	struct smtp_server *smtp;
+	struct pop3_server *pop3;
 	struct event *ev_term, *ev_int, *ev_hup, *ev_poll;
 };
 
@@ -103,10 +105,17 @@ describe_listeners(struct daemon *d, char *buf, size_t size, const char *sep)
 	char where[1024];
 	size_t o = 0;
 
+	static const char *const pop3_names[POP3_LISTENER_KINDS] = { "pop3", "pop3s" };
+
 	buf[0] = '\0';
-	for (int k = 0; k < SMTP_LISTENER_KINDS; k++) {
-		smtp_server_describe(d->smtp, (enum smtp_listener_kind)k, where, sizeof(where));
-		int n = snprintf(buf + o, size - o, "%s: %s%s", smtp_listener_name(k),
+	for (int k = 0; k < SMTP_LISTENER_KINDS + POP3_LISTENER_KINDS; k++) {
+		if (k < SMTP_LISTENER_KINDS)
+			smtp_server_describe(d->smtp, (enum smtp_listener_kind)k, where, sizeof(where));
+		else
+			pop3_server_describe(d->pop3, (enum pop3_listener_kind)(k - SMTP_LISTENER_KINDS),
+			    where, sizeof(where));
+		int n = snprintf(buf + o, size - o, "%s: %s%s", k < SMTP_LISTENER_KINDS ?
+		    smtp_listener_name(k) : pop3_names[k - SMTP_LISTENER_KINDS],
 		    where[0] != '\0' ? where : "off", sep);
 		if (n < 0 || (size_t)n >= size - o)
 			break;
@@ -178,6 +187,7 @@ tls_apply(struct daemon *d)
 		return -1;
 	}
 	smtp_server_set_tls(d->smtp, ctx);
+	pop3_server_set_tls(d->pop3, ctx);
 	SSL_CTX_free(ctx);
 	return 0;
 }
@@ -190,6 +200,9 @@ listen_changed(const struct config *a, const struct config *b)
 			return true;
 	}
 	return strcmp(a->smtp_listen, b->smtp_listen) != 0 ||
+	    strcmp(a->pop3_listen, b->pop3_listen) != 0 ||
+	    strcmp(a->pop3s_listen, b->pop3s_listen) != 0 ||
+	    strcmp(a->pop3_alwssl, b->pop3_alwssl) != 0 ||
 	    strcmp(a->submission_listen, b->submission_listen) != 0 ||
 	    strcmp(a->smtps_listen, b->smtps_listen) != 0;
 }
@@ -226,11 +239,15 @@ reload(struct daemon *d, const char *why)
 		memcpy(d->cfg.tls_ciphers, old.tls_ciphers, sizeof(old.tls_ciphers));
 	}
 	screen_reload(d->screen);
-	if (listen_changed(&old, &d->cfg) && smtp_server_listen(d->smtp, &lerr) < 0) {
+	if (listen_changed(&old, &d->cfg) && (smtp_server_listen(d->smtp, &lerr) < 0 ||
+	    pop3_server_listen(d->pop3, &lerr) < 0)) {
 		log_error("event=listen_failed error=\"%s\" kept=previous", lerr);
 		memcpy(d->cfg.smtp_listen, old.smtp_listen, sizeof(old.smtp_listen));
 		memcpy(d->cfg.submission_listen, old.submission_listen, sizeof(old.submission_listen));
 		memcpy(d->cfg.smtps_listen, old.smtps_listen, sizeof(old.smtps_listen));
+		memcpy(d->cfg.pop3_listen, old.pop3_listen, sizeof(old.pop3_listen));
+		memcpy(d->cfg.pop3s_listen, old.pop3s_listen, sizeof(old.pop3s_listen));
+		memcpy(d->cfg.pop3_alwssl, old.pop3_alwssl, sizeof(old.pop3_alwssl));
 		for (int k = 0; k < CONFIG_LISTENERS; k++)
 			d->cfg.listeners[k].enabled = old.listeners[k].enabled;
 	}
@@ -317,16 +334,21 @@ daemon_start(struct daemon *d)
 		.data_dir = d->data_dir,
 	};
 	d->smtp = smtp_server_create(&deps);
+	struct pop3_server_deps pdeps = {
+		.base = d->base, .cfg = &d->cfg, .dir = d->dir, .workers = d->workers,
+		.auth = d->auth, .screen = d->screen, .mail_root = d->mail_root,
+	};
+	d->pop3 = pop3_server_create(&pdeps);
 	if (tls_apply(d) < 0) {
 		fprintf(stderr, "tegamid: TLS cannot start (see the log line above); "
 		    "fix tls.cert_file / tls.key_file\n");
 		unlink(d->pid_path);
 		exit(1);
 	}
-	if (smtp_server_listen(d->smtp, &lerr) < 0) {
+	if (smtp_server_listen(d->smtp, &lerr) < 0 || pop3_server_listen(d->pop3, &lerr) < 0) {
 		log_error("event=listen_failed error=\"%s\"", lerr);
 		fprintf(stderr, "tegamid: cannot listen: %s (check smtp.listen, "
-		    "submission.listen, smtps.listen)\n", lerr);
+		    "submission.listen, smtps.listen, pop3.listen, pop3s.listen)\n", lerr);
 		unlink(d->pid_path);
 		exit(1);
 	}
@@ -354,6 +376,7 @@ static void
 daemon_stop(struct daemon *d)
 {
 	smtp_server_destroy(&d->smtp);
+	pop3_server_destroy(&d->pop3);
 	workers_destroy(&d->workers); /* finishes every write that was started */
 	queue_runner_destroy(&d->queue);
 	auth_service_destroy(&d->auth);

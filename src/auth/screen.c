@@ -16,6 +16,7 @@ struct entry {
 	struct entry *next;
 	char ip[64];
 	time_t banned_until;
+	time_t pop_login;    /* last successful POP3 login (P3) */
 	time_t fails[SCREEN_FAILS_KEPT]; /* ring of recent failure times */
 	unsigned nfails, head;
 };
@@ -140,6 +141,20 @@ screen_ban(struct screen *sc, const char *ip, time_t now, uint64_t seconds, cons
 	}
 	log_warn("event=screened client=%s until=%lld reason=\"%s\"", ip,
 	    (long long)e->banned_until, reason);
+}
+
+void
+screen_pop_login(struct screen *sc, const char *ip, time_t now)
+{
+	entry_get(sc, ip, true)->pop_login = now;
+}
+
+time_t
+screen_pop_last(struct screen *sc, const char *ip)
+{
+	struct entry *e = entry_get(sc, ip, false);
+
+	return e != NULL ? e->pop_login : 0;
 }
 
 int

@@ -29,6 +29,11 @@ unsigned screen_failure(struct screen *sc, const char *ip, time_t now, uint64_t 
 void screen_ban(struct screen *sc, const char *ip, time_t now, uint64_t seconds,
     const char *reason);
 
+/* MISSION P3: a successful POP3 login from ip at now (for POP-before-SMTP). */
+void screen_pop_login(struct screen *sc, const char *ip, time_t now);
+/* The time of ip's last POP3 login, 0 if none is known. */
+time_t screen_pop_last(struct screen *sc, const char *ip);
+
 /* --- the admin side (tegami screen), on an open database --- */
 int screen_db_add(struct sqlite3 *db, const char *ip, time_t until, const char *reason,
     char **error_r);

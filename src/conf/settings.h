@@ -56,6 +56,12 @@ struct config {
 	bool auth_skip_pop_before_smtp;
 	bool smtp_auth_disallow;
 	bool smtp_auth_disallow_screen;
+	char pop3_listen[CONFIG_STR_MAX];
+	char pop3s_listen[CONFIG_STR_MAX];
+	char pop3_alwssl[8];
+	uint64_t pop3_timeout;
+	uint64_t pop3_max_sessions;
+	uint64_t pop3_max_sessions_per_ip;
 	bool screen_enabled;
 	uint64_t screen_auth_failures;
 	uint64_t screen_window;

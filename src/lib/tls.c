@@ -1,6 +1,11 @@
 #include "lib/tls.h"
 
+#include "lib/log.h"
+
 #include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -156,4 +161,46 @@ tls_describe(struct ssl_st *ssl, char *buf, size_t size)
 		return;
 	}
 	snprintf(buf, size, "%s %s", SSL_get_version(ssl), SSL_get_cipher_name(ssl));
+}
+
+struct bufferevent *
+tls_bufferevent_accept(struct event_base *base, int fd, struct bufferevent *under,
+    struct ssl_ctx_st *ctx)
+{
+	SSL *ssl = SSL_new(ctx);
+	struct bufferevent *bev;
+
+	if (ssl == NULL)
+		fatalx("SSL_new failed");
+	bev = under != NULL ?
+	    bufferevent_openssl_filter_new(base, under, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	        BEV_OPT_CLOSE_ON_FREE) :
+	    bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	        BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL)
+		fatalx("bufferevent_openssl_new failed");
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+bool
+tls_bufferevent_flushed(struct bufferevent *bev)
+{
+	struct bufferevent *under = bufferevent_get_underlying(bev);
+
+	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+		return false;
+	return under == NULL || evbuffer_get_length(bufferevent_get_output(under)) == 0;
+}
+
+void
+tls_bufferevent_describe(struct bufferevent *bev, char *buf, size_t size)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+	if (ssl == NULL) {
+		buf[0] = '\0';
+		return;
+	}
+	tls_describe(ssl, buf, size);
 }

@@ -3,6 +3,7 @@
 #ifndef TEGAMI_TLS_H
 #define TEGAMI_TLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct ssl_ctx_st;
@@ -27,6 +28,23 @@ int tls_selfsigned_create(const char *hostname, const char *cert_path, const cha
 
 /* Parses a protocol name; returns the OpenSSL version constant, or -1. */
 int tls_protocol_parse(const char *name);
+
+struct bufferevent;
+struct event_base;
+
+/* The server side of a TLS connection as a bufferevent: over the socket fd
+ * (implicit TLS, under NULL) or over an existing bufferevent (STARTTLS/STLS;
+ * fd ignored, under is freed with it). Clients that close without
+ * close_notify are tolerated. Aborts on allocation failure. */
+struct bufferevent *tls_bufferevent_accept(struct event_base *base, int fd,
+    struct bufferevent *under, struct ssl_ctx_st *ctx);
+
+/* True when everything written to bev has reached the kernel: for a TLS
+ * filter that means its underlying bufferevent's output too. */
+bool tls_bufferevent_flushed(struct bufferevent *bev);
+
+/* "TLSv1.3 TLS_AES_256_GCM_SHA384" of a TLS bufferevent, "" otherwise. */
+void tls_bufferevent_describe(struct bufferevent *bev, char *buf, size_t size);
 
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" for logs and Received headers. */
 void tls_describe(struct ssl_st *ssl, char *buf, size_t size);

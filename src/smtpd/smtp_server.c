@@ -4,7 +4,6 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 #include <openssl/ssl.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -15,6 +14,7 @@
 
 #include "conf/settings.h"
 #include "auth/screen.h"
+#include "lib/listeners.h"
 #include "lib/log.h"
 #include "lib/netaddr.h"
 #include "lib/strutil.h"
@@ -33,13 +33,6 @@ struct ipcount {
 	char ip[INET6_ADDRSTRLEN];
 };
 
-struct listener {
-	struct smtp_server *srv;
-	struct evconnlistener *ev;
-	struct netaddr addr;
-	enum smtp_listener_kind kind;
-};
-
 #define LISTENERS_MAX (NETADDR_LISTEN_MAX * SMTP_LISTENER_KINDS)
 
 /* A spool write in flight. It outlives the server at shutdown (the workers
@@ -55,8 +48,7 @@ struct smtp_job {
 
 struct smtp_server {
 	struct smtp_server_deps deps;
-	struct listener *listeners[LISTENERS_MAX];
-	size_t nlisteners;
+	struct listener_set *listeners;
 	SSL_CTX *tls;
 	size_t nsessions;
 	uint64_t next_id;
@@ -192,11 +184,10 @@ refuse(int fd, const char *hostname, const char *why)
 }
 
 static void
-on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
-    void *arg)
+on_accept(void *arg, int kind_int, int fd, struct sockaddr *sa)
 {
-	struct listener *li = arg;
-	struct smtp_server *srv = li->srv;
+	struct smtp_server *srv = arg;
+	enum smtp_listener_kind kind = (enum smtp_listener_kind)kind_int;
 	const struct config *cfg = srv->deps.cfg;
 	char ip[INET6_ADDRSTRLEN];
 
@@ -217,33 +208,24 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
 		    "(dynamic screen)");
 		return;
 	}
-	const struct listener_conf *lc = &cfg->listeners[li->kind];
+	const struct listener_conf *lc = &cfg->listeners[kind];
 	if (!lc->auth_password && !lc->auth_anonymous) {
 		/* A3, seed 001: a port with no authentication option. */
 		log_warn("event=refused client=%s reason=site_not_enabled listener=%s", ip,
-		    smtp_listener_name(li->kind));
+		    smtp_listener_name(kind));
 		refuse_with(fd, "554 5.7.0 This site is not enabled on the server.");
 		return;
 	}
-	if (li->kind == SMTP_LISTENER_SMTPS && srv->tls == NULL) {
+	if (kind == SMTP_LISTENER_SMTPS && srv->tls == NULL) {
 		/* No plaintext on the implicit-TLS port, ever. */
 		log_warn("event=refused client=%s reason=no_tls_context", ip);
 		close(fd);
 		return;
 	}
 	ipcount_add(srv, ip, 1);
-	struct smtp_session *s = smtp_session_create(srv, fd, sa, ++srv->next_id, li->kind,
+	struct smtp_session *s = smtp_session_create(srv, fd, sa, ++srv->next_id, kind,
 	    srv->tls);
 	sessions_add(srv, s);
-}
-
-static void
-on_accept_error(struct evconnlistener *l, void *arg)
-{
-	int err = EVUTIL_SOCKET_ERROR();
-
-	/* EMFILE and friends: log and go on; libevent retries on the next event. */
-	log_error("event=accept_failed error=\"%s\"", evutil_socket_error_to_string(err));
 }
 
 struct smtp_server *
@@ -252,139 +234,33 @@ smtp_server_create(const struct smtp_server_deps *deps)
 	struct smtp_server *srv = xcalloc(1, sizeof(*srv));
 
 	srv->deps = *deps;
+	srv->listeners = listener_set_create(deps->base, on_accept, srv);
 	return srv;
-}
-
-static struct listener *
-bind_one(struct smtp_server *srv, const struct netaddr *a, enum smtp_listener_kind kind,
-    const char **error_r)
-{
-	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	int one = 1;
-
-	if (fd < 0) {
-		*error_r = strerror(errno);
-		return NULL;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (a->ss.ss_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, 4096) < 0) {
-		*error_r = strerror(errno);
-		close(fd);
-		return NULL;
-	}
-	struct listener *li = xcalloc(1, sizeof(*li));
-	li->srv = srv;
-	li->addr = *a;
-	li->kind = kind;
-	li->ev = evconnlistener_new(srv->deps.base, on_accept, li, LEV_OPT_CLOSE_ON_FREE, -1, fd);
-	if (li->ev == NULL) {
-		*error_r = "evconnlistener_new failed";
-		close(fd);
-		free(li);
-		return NULL;
-	}
-	evconnlistener_set_error_cb(li->ev, on_accept_error);
-	return li;
-}
-
-static void
-listener_free(struct listener *li)
-{
-	evconnlistener_free(li->ev);
-	free(li);
-}
-
-static bool
-same_addr(const struct netaddr *a, const struct netaddr *b)
-{
-	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
-}
-
-/* The wanted (kind, address) pairs from the three listen settings. */
-static int
-wanted_listeners(const struct config *cfg, struct netaddr *addrs,
-    enum smtp_listener_kind *kinds, const char **error_r)
-{
-	const char *specs[SMTP_LISTENER_KINDS] = {
-		cfg->smtp_listen, cfg->submission_listen, cfg->smtps_listen,
-	};
-	int total = 0;
-
-	for (int k = 0; k < SMTP_LISTENER_KINDS; k++) {
-		if (!cfg->listeners[k].enabled)
-			continue;
-		int n = netaddr_parse_listen(specs[k], addrs + total, NETADDR_LISTEN_MAX, error_r);
-		if (n < 0)
-			return -1;
-		for (int i = 0; i < n; i++)
-			kinds[total + i] = (enum smtp_listener_kind)k;
-		total += n;
-	}
-	return total;
 }
 
 int
 smtp_server_listen(struct smtp_server *srv, const char **error_r)
 {
-	struct netaddr want[LISTENERS_MAX];
-	enum smtp_listener_kind kinds[LISTENERS_MAX];
-	struct listener *next[LISTENERS_MAX];
-	bool kept[LISTENERS_MAX] = { false };
-	bool fresh[LISTENERS_MAX] = { false };
-	int n = wanted_listeners(srv->deps.cfg, want, kinds, error_r);
+	const struct config *cfg = srv->deps.cfg;
+	const char *specs[SMTP_LISTENER_KINDS] = {
+		cfg->smtp_listen, cfg->submission_listen, cfg->smtps_listen,
+	};
+	struct listener_want want[LISTENERS_MAX];
+	size_t n = 0;
 
-	if (n < 0)
-		return -1;
-	for (int i = 0; i < n; i++) {
-		next[i] = NULL;
-		for (size_t j = 0; j < srv->nlisteners && next[i] == NULL; j++) {
-			if (!kept[j] && srv->listeners[j]->kind == kinds[i] &&
-			    same_addr(&srv->listeners[j]->addr, &want[i])) {
-				next[i] = srv->listeners[j];
-				kept[j] = true;
-			}
-		}
-		if (next[i] == NULL) {
-			next[i] = bind_one(srv, &want[i], kinds[i], error_r);
-			fresh[i] = true;
-		}
-		if (next[i] == NULL) {
-			/* Undo the new binds; keep the old set. */
-			for (int k = 0; k < i; k++) {
-				if (fresh[k])
-					listener_free(next[k]);
-			}
+	for (int k = 0; k < SMTP_LISTENER_KINDS; k++) {
+		if (cfg->listeners[k].enabled &&
+		    listener_want_add(want, LISTENERS_MAX, &n, k, specs[k], error_r) < 0)
 			return -1;
-		}
 	}
-	for (size_t j = 0; j < srv->nlisteners; j++) {
-		if (!kept[j])
-			listener_free(srv->listeners[j]);
-	}
-	memcpy(srv->listeners, next, (size_t)n * sizeof(next[0]));
-	srv->nlisteners = (size_t)n;
-	return 0;
+	return listener_set_apply(srv->listeners, want, n, error_r);
 }
 
 void
 smtp_server_describe(const struct smtp_server *srv, enum smtp_listener_kind kind, char *buf,
     size_t size)
 {
-	size_t o = 0;
-	char one[80];
-
-	buf[0] = '\0';
-	for (size_t i = 0; i < srv->nlisteners && o < size; i++) {
-		if (srv->listeners[i]->kind != kind)
-			continue;
-		netaddr_format((const struct sockaddr *)&srv->listeners[i]->addr.ss, one, sizeof(one));
-		int n = snprintf(buf + o, size - o, "%s%s", o > 0 ? "," : "", one);
-		if (n < 0)
-			break;
-		o += (size_t)n;
-	}
+	listener_set_describe(srv->listeners, kind, buf, size);
 }
 
 static void
@@ -433,8 +309,7 @@ smtp_server_destroy(struct smtp_server **srvp)
 
 	if (srv == NULL)
 		return;
-	for (size_t i = 0; i < srv->nlisteners; i++)
-		listener_free(srv->listeners[i]);
+	listener_set_destroy(&srv->listeners);
 	SSL_CTX_free(srv->tls);
 	while (srv->nsessions > 0)
 		smtp_session_destroy(srv->sessions[srv->nsessions - 1]);

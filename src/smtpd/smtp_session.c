@@ -67,29 +67,6 @@ session_setup_bev(struct smtp_session *s)
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
 
-static struct bufferevent *
-tls_bev_new(struct smtp_session *s, int fd, struct bufferevent *under, SSL_CTX *ctx)
-{
-	struct event_base *base = smtp_server_base(s->srv);
-	SSL *ssl = SSL_new(ctx);
-	struct bufferevent *bev;
-
-	if (ssl == NULL)
-		fatalx("SSL_new failed");
-	bev = under != NULL ?
-	    bufferevent_openssl_filter_new(base, under, ssl, BUFFEREVENT_SSL_ACCEPTING,
-	        BEV_OPT_CLOSE_ON_FREE) :
-	    bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-	        BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL)
-		fatalx("bufferevent_openssl_new failed");
-	/* Clients that close without close_notify are common and harmless
-	 * here: SMTP has its own end (QUIT, the DATA end marker). */
-	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	s->tls = true;
-	return bev;
-}
-
 struct smtp_session *
 smtp_session_create(struct smtp_server *srv, int fd, const struct sockaddr *sa, uint64_t id,
     enum smtp_listener_kind kind, struct ssl_ctx_st *ctx)
@@ -101,9 +78,10 @@ smtp_session_create(struct smtp_server *srv, int fd, const struct sockaddr *sa, 
 	s->id = id;
 	s->kind = kind;
 	netaddr_ip(sa, s->ip, sizeof(s->ip));
-	if (kind == SMTP_LISTENER_SMTPS)
-		s->bev = tls_bev_new(s, fd, NULL, ctx);
-	else
+	if (kind == SMTP_LISTENER_SMTPS) {
+		s->bev = tls_bufferevent_accept(smtp_server_base(srv), fd, NULL, ctx);
+		s->tls = true;
+	} else
 		s->bev = bufferevent_socket_new(smtp_server_base(srv), fd, BEV_OPT_CLOSE_ON_FREE);
 	if (s->bev == NULL)
 		fatalx("bufferevent_socket_new failed");
@@ -124,7 +102,8 @@ smtp_session_starttls(struct smtp_session *s, struct ssl_ctx_st *ctx)
 	/* Anything pipelined after STARTTLS arrived in plaintext: never run it. */
 	evbuffer_drain(bufferevent_get_input(under), evbuffer_get_length(bufferevent_get_input(under)));
 	s->skip_line = false;
-	s->bev = tls_bev_new(s, -1, under, ctx);
+	s->bev = tls_bufferevent_accept(smtp_server_base(s->srv), -1, under, ctx);
+	s->tls = true;
 	/* RFC 3207 §4.2: forget everything learnt before the handshake. */
 	smtp_session_reset_tx(s);
 	smtp_auth_cleanup(s);
@@ -143,7 +122,7 @@ smtp_session_tls_describe(struct smtp_session *s, char *buf, size_t size)
 		buf[0] = '\0';
 		return;
 	}
-	tls_describe(bufferevent_openssl_get_ssl(s->bev), buf, size);
+	tls_bufferevent_describe(s->bev, buf, size);
 }
 
 void
@@ -156,19 +135,6 @@ smtp_session_reset_tx(struct smtp_session *s)
 		smtp_session_enter(s, SMTP_STATE_READY);
 }
 
-/* True when every reply is in the kernel. After STARTTLS the session's
- * bufferevent is a filter: its output drains into the underlying socket
- * bufferevent, which must drain too. */
-static bool
-session_flushed(struct smtp_session *s)
-{
-	struct bufferevent *under = bufferevent_get_underlying(s->bev);
-
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) > 0)
-		return false;
-	return under == NULL || evbuffer_get_length(bufferevent_get_output(under)) == 0;
-}
-
 #define LINGER_TICK_MS 10
 #define LINGER_MAX_TICKS 500
 
@@ -178,7 +144,7 @@ on_linger(evutil_socket_t fd, short what, void *arg)
 	struct smtp_session *s = arg;
 	struct timeval tick = { 0, LINGER_TICK_MS * 1000 };
 
-	if (session_flushed(s) || ++s->linger_ticks >= LINGER_MAX_TICKS) {
+	if (tls_bufferevent_flushed(s->bev) || ++s->linger_ticks >= LINGER_MAX_TICKS) {
 		smtp_session_destroy(s);
 		return;
 	}
@@ -189,7 +155,7 @@ on_linger(evutil_socket_t fd, short what, void *arg)
 static void
 session_finish(struct smtp_session *s)
 {
-	if (session_flushed(s)) {
+	if (tls_bufferevent_flushed(s->bev)) {
 		smtp_session_destroy(s);
 		return;
 	}

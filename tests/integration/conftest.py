@@ -95,6 +95,8 @@ class Tegami:
         self.port = free_port()
         self.submission_port = free_port()
         self.smtps_port = free_port()
+        self.pop3_port = free_port()
+        self.pop3s_port = free_port()
         self.proc = None
         self.logfile = tmp_path / "tegamid.log"
         self._logs = []
@@ -121,6 +123,8 @@ class Tegami:
         base = {"smtp.listen": "127.0.0.1:%d" % self.port,
                 "submission.listen": "127.0.0.1:%d" % self.submission_port,
                 "smtps.listen": "127.0.0.1:%d" % self.smtps_port,
+                "pop3.listen": "127.0.0.1:%d" % self.pop3_port,
+                "pop3s.listen": "127.0.0.1:%d" % self.pop3s_port,
                 "storage.min_free": "0"}
         base.update({k.replace("__", "."): v for k, v in settings.items()})
         self.cli("config", "set", *["%s=%s" % kv for kv in base.items()])

@@ -858,7 +858,8 @@ def test_tegami_data_environment_variable(tmp_path):
     env = {"TEGAMI_DATA": str(data)}
     port = free_port()
     r = run([TEGAMI, "config", "set", "smtp.listen=127.0.0.1:%d" % port, "storage.min_free=0",
-             "submission.listen=", "smtps.listen="], env_extra=env, cwd=tmp_path)
+             "submission.listen=", "smtps.listen=", "pop3.listen=", "pop3s.listen="],
+            env_extra=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert (data / "tegami.db").exists() and not (tmp_path / "var").exists()
     r = run([TEGAMI, "user", "add", "erin@example.test", "--password-stdin"], env_extra=env,

@@ -1,0 +1,215 @@
+#include "deliver/maildrop.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "deliver/maildir.h"
+#include "lib/strutil.h"
+#include "lib/xmalloc.h"
+
+#define PATH_BUF 4096
+
+/* Moves every message of new/ into cur/ with an empty ":2," info. */
+static int
+move_new(const char *dir)
+{
+	char src[PATH_BUF], dst[PATH_BUF * 2], path[PATH_BUF];
+	struct dirent *de;
+
+	snprintf(path, sizeof(path), "%s/new", dir);
+	DIR *d = opendir(path);
+	if (d == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(src, sizeof(src), "%s/new/%s", dir, de->d_name);
+		snprintf(dst, sizeof(dst), "%s/cur/%s%s", dir, de->d_name,
+		    strchr(de->d_name, ':') != NULL ? "" : ":2,");
+		if (rename(src, dst) < 0 && errno != ENOENT) {
+			int saved = errno;
+			closedir(d);
+			errno = saved;
+			return -1;
+		}
+	}
+	closedir(d);
+	return 0;
+}
+
+/* W=<n> in the name (Dovecot's and ours), else read and count. */
+static int
+message_size(const char *dir, const char *name, uint64_t *size_r)
+{
+	const char *w = strstr(name, ",W=");
+	char path[PATH_BUF * 2];
+	uint64_t v = 0;
+
+	if (w != NULL) {
+		const char *p = w + 3;
+		for (; *p >= '0' && *p <= '9'; p++)
+			v = v * 10 + (uint64_t)(*p - '0');
+		if (p > w + 3 && (*p == ',' || *p == ':' || *p == '\0')) {
+			*size_r = v;
+			return 0;
+		}
+	}
+	snprintf(path, sizeof(path), "%s/cur/%s", dir, name);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	int c, prev = '\n';
+	v = 0;
+	while ((c = getc(f)) != EOF) {
+		v += c == '\n' && prev != '\r' ? 2 : 1;
+		prev = c;
+	}
+	fclose(f);
+	*size_r = v;
+	return 0;
+}
+
+static void
+make_uidl(const char *name, char *out)
+{
+	size_t base = strcspn(name, ":");
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	bool ok = base > 0 && base <= MAILDROP_UIDL_MAX;
+
+	for (size_t i = 0; ok && i < base; i++)
+		ok = name[i] > 0x20 && name[i] < 0x7f;
+	if (ok) {
+		memcpy(out, name, base);
+		out[base] = '\0';
+		return;
+	}
+	EVP_Digest(name, base, md, &mdlen, EVP_sha1(), NULL);
+	for (unsigned i = 0; i < mdlen && i < 20; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* Arrival order: the leading seconds, then the name. */
+static int
+cmp_msgs(const void *a, const void *b)
+{
+	const struct maildrop_msg *x = a, *y = b;
+	unsigned long long tx = strtoull(x->name, NULL, 10), ty = strtoull(y->name, NULL, 10);
+
+	if (tx != ty)
+		return tx < ty ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+static int
+scan_cur(struct maildrop *md)
+{
+	char path[PATH_BUF];
+	struct dirent *de;
+	size_t cap = 0;
+
+	snprintf(path, sizeof(path), "%s/cur", md->dir);
+	DIR *d = opendir(path);
+	if (d == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while ((de = readdir(d)) != NULL) {
+		uint64_t size;
+		if (de->d_name[0] == '.' || message_size(md->dir, de->d_name, &size) < 0)
+			continue;
+		if (md->n == cap) {
+			cap = cap == 0 ? 64 : cap * 2;
+			md->msgs = xreallocarray(md->msgs, cap, sizeof(*md->msgs));
+		}
+		struct maildrop_msg *m = &md->msgs[md->n++];
+		memset(m, 0, sizeof(*m));
+		m->name = xstrdup(de->d_name);
+		m->size = size;
+		make_uidl(m->name, m->uidl);
+	}
+	closedir(d);
+	if (md->n > 1)
+		qsort(md->msgs, md->n, sizeof(*md->msgs), cmp_msgs);
+	return 0;
+}
+
+int
+maildrop_open(const char *maildir, struct maildrop **md_r)
+{
+	char path[PATH_BUF];
+	struct maildrop *md;
+	int saved;
+
+	if (maildir_create(maildir) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/.tegami-pop3.lock", maildir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		saved = errno;
+		close(fd);
+		errno = saved == EWOULDBLOCK ? EWOULDBLOCK : saved;
+		return -1;
+	}
+	md = xcalloc(1, sizeof(*md));
+	md->dir = xstrdup(maildir);
+	md->lock_fd = fd;
+	if (move_new(maildir) < 0 || scan_cur(md) < 0) {
+		saved = errno;
+		maildrop_close(&md);
+		errno = saved;
+		return -1;
+	}
+	*md_r = md;
+	return 0;
+}
+
+void
+maildrop_close(struct maildrop **mdp)
+{
+	struct maildrop *md = *mdp;
+
+	if (md == NULL)
+		return;
+	for (size_t i = 0; i < md->n; i++)
+		free(md->msgs[i].name);
+	free(md->msgs);
+	if (md->lock_fd >= 0)
+		close(md->lock_fd); /* releases the flock */
+	free(md->dir);
+	free(md);
+	*mdp = NULL;
+}
+
+size_t
+maildrop_commit(struct maildrop *md)
+{
+	char path[PATH_BUF * 2];
+	size_t failed = 0;
+
+	for (size_t i = 0; i < md->n; i++) {
+		if (!md->msgs[i].deleted)
+			continue;
+		snprintf(path, sizeof(path), "%s/cur/%s", md->dir, md->msgs[i].name);
+		if (unlink(path) < 0 && errno != ENOENT)
+			failed++;
+	}
+	return failed;
+}
+
+int
+maildrop_open_msg(const struct maildrop *md, size_t i)
+{
+	char path[PATH_BUF * 2];
+
+	snprintf(path, sizeof(path), "%s/cur/%s", md->dir, md->msgs[i].name);
+	return open(path, O_RDONLY | O_CLOEXEC);
+}

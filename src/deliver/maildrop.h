@@ -1,0 +1,48 @@
+/* maildrop.h: one user's Maildir as a POP3 session sees it (MISSION P2).
+ *
+ * Opening takes an exclusive flock on DIR/.tegami-pop3.lock (a crashed
+ * process's lock goes with it), moves new/ messages into cur/ (":2," info,
+ * as the Maildir spec wants of a reader), and lists cur/ in arrival order.
+ * Mail delivered afterwards is not seen until the next open. Sizes are the
+ * octets with CRLF line endings (from the W= part of our names, or counted);
+ * UIDLs are the Maildir base names (hashed when longer than RFC 1939's 70).
+ * Deletions happen only in maildrop_commit(). Blocking disk work: call from
+ * a worker thread or accept the cost knowingly. */
+#ifndef TEGAMI_MAILDROP_H
+#define TEGAMI_MAILDROP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MAILDROP_UIDL_MAX 70
+
+struct maildrop_msg {
+	char *name;                          /* file name in cur/ */
+	char uidl[MAILDROP_UIDL_MAX + 1];
+	uint64_t size;                       /* octets as RETR sends them, CRLF */
+	bool deleted;
+};
+
+struct maildrop {
+	char *dir;
+	int lock_fd;
+	struct maildrop_msg *msgs;
+	size_t n;
+};
+
+/* 0 with *md_r, or -1 with errno: EWOULDBLOCK when another session holds the
+ * mailbox, other values for disk errors. A missing Maildir is an empty one. */
+int maildrop_open(const char *maildir, struct maildrop **md_r);
+
+/* Releases the lock; nothing is deleted. */
+void maildrop_close(struct maildrop **mdp);
+
+/* Unlinks the messages marked deleted. Returns the number that could not be
+ * removed (0 on full success). */
+size_t maildrop_commit(struct maildrop *md);
+
+/* Opens message i (0-based) for reading; -1/errno. */
+int maildrop_open_msg(const struct maildrop *md, size_t i);
+
+#endif

@@ -1,0 +1,217 @@
+#include "pop3d/pop3_server.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "auth/screen.h"
+#include "conf/settings.h"
+#include "deliver/maildir.h"
+#include "deliver/maildrop.h"
+#include "lib/listeners.h"
+#include "lib/log.h"
+#include "lib/netaddr.h"
+#include "lib/strutil.h"
+#include "lib/workers.h"
+#include "lib/xmalloc.h"
+#include "pop3d/pop3_session.h"
+
+#define LISTENERS_MAX (NETADDR_LISTEN_MAX * POP3_LISTENER_KINDS)
+
+struct pop3_server {
+	struct pop3_server_deps deps;
+	struct listener_set *listeners;
+	SSL_CTX *tls;
+	struct pop3_session **sessions;
+	size_t nsessions, cap;
+	uint64_t next_id;
+};
+
+/* Opening a maildrop scans and renames files: a worker's job. The session
+ * points at it while it runs and clears job->session if it goes first. */
+struct pop3_open_job {
+	struct pop3_session *session;
+	char path[4096];
+	struct maildrop *md;
+	int err;
+};
+
+struct event_base *pop3_server_base(struct pop3_server *srv) { return srv->deps.base; }
+const struct config *pop3_server_config(struct pop3_server *srv) { return srv->deps.cfg; }
+struct directory *pop3_server_directory(struct pop3_server *srv) { return srv->deps.dir; }
+struct auth_service *pop3_server_auth(struct pop3_server *srv) { return srv->deps.auth; }
+struct screen *pop3_server_screen(struct pop3_server *srv) { return srv->deps.screen; }
+struct ssl_ctx_st *pop3_server_tls(struct pop3_server *srv) { return srv->tls; }
+
+void
+pop3_server_set_tls(struct pop3_server *srv, struct ssl_ctx_st *ctx)
+{
+	if (ctx != NULL)
+		SSL_CTX_up_ref(ctx);
+	SSL_CTX_free(srv->tls);
+	srv->tls = ctx;
+}
+
+static unsigned
+sessions_from(struct pop3_server *srv, const char *ip)
+{
+	unsigned n = 0;
+
+	/* POP3 session counts are small; a scan keeps this module simple. */
+	for (size_t i = 0; i < srv->nsessions; i++)
+		n += strcmp(srv->sessions[i]->ip, ip) == 0;
+	return n;
+}
+
+static void
+refuse(int fd, const char *line)
+{
+	ssize_t w = send(fd, line, strlen(line), MSG_DONTWAIT | MSG_NOSIGNAL);
+
+	(void)w;
+	close(fd);
+}
+
+static void
+on_accept(void *arg, int kind, int fd, struct sockaddr *sa)
+{
+	struct pop3_server *srv = arg;
+	const struct config *cfg = srv->deps.cfg;
+	char ip[INET6_ADDRSTRLEN];
+
+	netaddr_ip(sa, ip, sizeof(ip));
+	if (screen_banned(srv->deps.screen, ip)) {
+		log_warn("event=refused service=pop3 client=%s reason=screened", ip);
+		refuse(fd, "-ERR [SYS/TEMP] your address is temporarily refused\r\n");
+		return;
+	}
+	if (srv->nsessions >= cfg->pop3_max_sessions ||
+	    sessions_from(srv, ip) >= cfg->pop3_max_sessions_per_ip) {
+		log_warn("event=refused service=pop3 client=%s reason=max_sessions", ip);
+		refuse(fd, "-ERR [SYS/TEMP] too many connections\r\n");
+		return;
+	}
+	if (kind == POP3_LISTENER_TLS && srv->tls == NULL) {
+		close(fd);
+		return;
+	}
+	struct pop3_session *s = pop3_session_create(srv, fd, sa, ++srv->next_id,
+	    (enum pop3_listener_kind)kind, srv->tls);
+	if (srv->nsessions == srv->cap) {
+		srv->cap = srv->cap == 0 ? 64 : srv->cap * 2;
+		srv->sessions = xreallocarray(srv->sessions, srv->cap, sizeof(*srv->sessions));
+	}
+	s->slot = srv->nsessions;
+	srv->sessions[srv->nsessions++] = s;
+}
+
+void
+pop3_server_session_closed(struct pop3_server *srv, struct pop3_session *s)
+{
+	if (s->slot < srv->nsessions && srv->sessions[s->slot] == s) {
+		struct pop3_session *last = srv->sessions[--srv->nsessions];
+		srv->sessions[s->slot] = last;
+		last->slot = s->slot;
+	}
+}
+
+struct pop3_server *
+pop3_server_create(const struct pop3_server_deps *deps)
+{
+	struct pop3_server *srv = xcalloc(1, sizeof(*srv));
+
+	srv->deps = *deps;
+	srv->listeners = listener_set_create(deps->base, on_accept, srv);
+	return srv;
+}
+
+int
+pop3_server_listen(struct pop3_server *srv, const char **error_r)
+{
+	const struct config *cfg = srv->deps.cfg;
+	struct listener_want want[LISTENERS_MAX];
+	size_t n = 0;
+
+	if (listener_want_add(want, LISTENERS_MAX, &n, POP3_LISTENER_PLAIN, cfg->pop3_listen,
+	    error_r) < 0)
+		return -1;
+	if (strcmp(cfg->pop3_alwssl, "none") != 0 &&
+	    listener_want_add(want, LISTENERS_MAX, &n, POP3_LISTENER_TLS, cfg->pop3s_listen,
+	    error_r) < 0)
+		return -1;
+	return listener_set_apply(srv->listeners, want, n, error_r);
+}
+
+void
+pop3_server_describe(const struct pop3_server *srv, enum pop3_listener_kind kind, char *buf,
+    size_t size)
+{
+	listener_set_describe(srv->listeners, kind, buf, size);
+}
+
+static void
+open_work(void *arg)
+{
+	struct pop3_open_job *job = arg;
+
+	if (job->path[0] == '\0')
+		job->err = ENAMETOOLONG;
+	else if (maildrop_open(job->path, &job->md) < 0)
+		job->err = errno;
+}
+
+static void
+open_done(void *arg)
+{
+	struct pop3_open_job *job = arg;
+
+	if (job->session != NULL) {
+		job->session->job = NULL;
+		pop3_session_opened(job->session, job->md, job->err);
+	} else {
+		maildrop_close(&job->md);
+	}
+	free(job);
+}
+
+void
+pop3_server_open_maildrop(struct pop3_server *srv, struct pop3_session *s)
+{
+	struct pop3_open_job *job = xcalloc(1, sizeof(*job));
+
+	job->session = s;
+	if (maildir_path(srv->deps.mail_root, s->login, job->path, sizeof(job->path)) < 0)
+		job->path[0] = '\0';
+	s->job = job;
+	workers_submit(srv->deps.workers, open_work, open_done, job);
+}
+
+void
+pop3_server_session_gone(struct pop3_session *s)
+{
+	if (s->job != NULL) {
+		s->job->session = NULL;
+		s->job = NULL;
+	}
+}
+
+void
+pop3_server_destroy(struct pop3_server **srvp)
+{
+	struct pop3_server *srv = *srvp;
+
+	if (srv == NULL)
+		return;
+	listener_set_destroy(&srv->listeners);
+	while (srv->nsessions > 0)
+		pop3_session_destroy(srv->sessions[srv->nsessions - 1]);
+	SSL_CTX_free(srv->tls);
+	free(srv->sessions);
+	free(srv);
+	*srvp = NULL;
+}

@@ -1,0 +1,863 @@
+/* pop3_session.c: one POP3 client (RFC 1939, CAPA RFC 2449, STLS RFC 2595,
+ * AUTH RFC 5034). Commands are handled in order as they arrive (PIPELINING);
+ * a command that waits (credential check, opening the maildrop, a RETR being
+ * streamed) holds the rest until it is done. */
+#include "pop3d/pop3_session.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth/auth.h"
+#include "auth/screen.h"
+#include "conf/directory.h"
+#include "conf/settings.h"
+#include "deliver/maildrop.h"
+#include "lib/log.h"
+#include "lib/netaddr.h"
+#include "lib/strutil.h"
+#include "lib/tls.h"
+#include "lib/xmalloc.h"
+#include "mail/sasl.h"
+
+#define RETR_CHUNK 65536
+#define LINGER_TICK_MS 10
+#define LINGER_MAX_TICKS 500
+
+static void read_cb(struct bufferevent *bev, void *arg);
+static void write_cb(struct bufferevent *bev, void *arg);
+static void event_cb(struct bufferevent *bev, short what, void *arg);
+static void session_input(struct pop3_session *s);
+
+static void reply(struct pop3_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+reply(struct pop3_session *s, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 3)
+		n = (int)sizeof(line) - 3;
+	line[n++] = '\r';
+	line[n++] = '\n';
+	evbuffer_add(bufferevent_get_output(s->bev), line, (size_t)n);
+}
+
+static void
+setup_bev(struct pop3_session *s)
+{
+	struct timeval tv = { (time_t)pop3_server_config(s->srv)->pop3_timeout, 0 };
+
+	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SASL_LINE_MAX + 2);
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+struct pop3_session *
+pop3_session_create(struct pop3_server *srv, int fd, const struct sockaddr *sa, uint64_t id,
+    enum pop3_listener_kind kind, struct ssl_ctx_st *ctx)
+{
+	struct pop3_session *s = xcalloc(1, sizeof(*s));
+	struct event_base *base = pop3_server_base(srv);
+
+	s->srv = srv;
+	s->id = id;
+	s->kind = kind;
+	s->retr.fd = -1;
+	netaddr_ip(sa, s->ip, sizeof(s->ip));
+	if (kind == POP3_LISTENER_TLS) {
+		s->bev = tls_bufferevent_accept(base, fd, NULL, ctx);
+		s->tls = true;
+	} else {
+		s->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
+	if (s->bev == NULL)
+		fatalx("bufferevent_socket_new failed");
+	setup_bev(s);
+	log_info("event=connect service=pop3 session=%llx client=%s tls=%s",
+	    (unsigned long long)id, s->ip, s->tls ? "yes" : "no");
+	/* No APOP timestamp: APOP needs the plaintext password (A8). */
+	reply(s, "+OK tegami POP3 server ready");
+	return s;
+}
+
+static void
+retr_stop(struct pop3_session *s)
+{
+	if (s->retr.fd >= 0)
+		close(s->retr.fd);
+	s->retr.fd = -1;
+}
+
+static void
+sasl_end(struct pop3_session *s)
+{
+	if (s->sasl != NULL) {
+		sasl_exchange_clear(s->sasl);
+		free(s->sasl);
+		s->sasl = NULL;
+	}
+}
+
+void
+pop3_session_destroy(struct pop3_session *s)
+{
+	log_info("event=disconnect service=pop3 session=%llx client=%s user=%s",
+	    (unsigned long long)s->id, s->ip, s->login != NULL ? s->login : "-");
+	pop3_server_session_closed(s->srv, s);
+	pop3_server_session_gone(s);
+	if (s->auth_req != NULL)
+		auth_request_cancel(s->auth_req);
+	if (s->timer != NULL)
+		event_free(s->timer);
+	retr_stop(s);
+	sasl_end(s);
+	maildrop_close(&s->md); /* a dropped connection deletes nothing */
+	bufferevent_free(s->bev);
+	free(s->user);
+	free(s->login);
+	free(s);
+}
+
+static void
+on_linger(evutil_socket_t fd, short what, void *arg)
+{
+	struct pop3_session *s = arg;
+	struct timeval tick = { 0, LINGER_TICK_MS * 1000 };
+
+	if (tls_bufferevent_flushed(s->bev) || ++s->linger_ticks >= LINGER_MAX_TICKS) {
+		pop3_session_destroy(s);
+		return;
+	}
+	evtimer_add(s->timer, &tick);
+}
+
+/* Frees the session once its last reply is on the wire. */
+static void
+finish(struct pop3_session *s)
+{
+	if (s->busy)
+		return;
+	if (tls_bufferevent_flushed(s->bev)) {
+		pop3_session_destroy(s);
+		return;
+	}
+	if (s->timer == NULL) {
+		s->timer = evtimer_new(pop3_server_base(s->srv), on_linger, s);
+		on_linger(-1, 0, s);
+	}
+}
+
+static void
+close_after(struct pop3_session *s)
+{
+	s->closing = true;
+	s->state = POP3_STATE_CLOSING;
+	bufferevent_disable(s->bev, EV_READ);
+}
+
+/* --- capabilities and policy --- */
+
+static bool
+login_allowed(struct pop3_session *s)
+{
+	const struct config *cfg = pop3_server_config(s->srv);
+
+	/* pop3.alwssl=only: no login before TLS. */
+	return s->tls || strcmp(cfg->pop3_alwssl, "only") != 0;
+}
+
+/* A4 for POP3: USER/PASS, PLAIN and LOGIN only under TLS unless allowed. */
+static bool
+plaintext_ok(struct pop3_session *s)
+{
+	return login_allowed(s) && (s->tls || pop3_server_config(s->srv)->auth_allow_plaintext);
+}
+
+static bool
+stls_offered(struct pop3_session *s)
+{
+	return !s->tls && pop3_server_tls(s->srv) != NULL &&
+	    strcmp(pop3_server_config(s->srv)->pop3_alwssl, "none") != 0;
+}
+
+static bool
+mech_offered(struct pop3_session *s, enum sasl_mech m)
+{
+	if (!login_allowed(s))
+		return false;
+	if (m == SASL_MECH_CRAM_MD5)
+		return pop3_server_config(s->srv)->auth_cram_md5;
+	return plaintext_ok(s);
+}
+
+static void
+cmd_capa(struct pop3_session *s, char *args)
+{
+	char sasl[64] = "";
+	size_t o = 0;
+
+	reply(s, "+OK Capability list follows");
+	reply(s, "TOP");
+	reply(s, "UIDL");
+	reply(s, "RESP-CODES");
+	reply(s, "AUTH-RESP-CODE");
+	reply(s, "PIPELINING");
+	reply(s, "EXPIRE NEVER");
+	reply(s, "LOGIN-DELAY 0");
+	if (s->state == POP3_STATE_AUTHORIZATION) {
+		if (plaintext_ok(s))
+			reply(s, "USER");
+		for (int m = 0; m < SASL_MECH_COUNT; m++) {
+			if (mech_offered(s, (enum sasl_mech)m))
+				o += (size_t)snprintf(sasl + o, sizeof(sasl) - o, " %s", sasl_mech_name(m));
+		}
+		if (o > 0)
+			reply(s, "SASL%s", sasl);
+		if (stls_offered(s))
+			reply(s, "STLS");
+	}
+	reply(s, "IMPLEMENTATION tegami");
+	reply(s, ".");
+}
+
+/* --- AUTHORIZATION --- */
+
+static void
+on_fail_delay(evutil_socket_t fd, short what, void *arg)
+{
+	struct pop3_session *s = arg;
+
+	event_free(s->timer);
+	s->timer = NULL;
+	s->busy = false;
+	reply(s, "-ERR [AUTH] Authentication failed");
+	session_input(s);
+}
+
+static void
+login_failed(struct pop3_session *s, const char *user)
+{
+	const struct config *cfg = pop3_server_config(s->srv);
+	struct screen *sc = pop3_server_screen(s->srv);
+	time_t now = time(NULL);
+	unsigned n = screen_failure(sc, s->ip, now, cfg->screen_window);
+
+	log_info("event=auth_failed service=pop3 session=%llx client=%s user=%s recent=%u",
+	    (unsigned long long)s->id, s->ip, user, n);
+	if (cfg->screen_enabled && n >= cfg->screen_auth_failures) {
+		screen_ban(sc, s->ip, now, cfg->screen_ban_time, "failed POP3 login");
+		reply(s, "-ERR [AUTH] Too many failed logins");
+		s->busy = false;
+		close_after(s);
+		return;
+	}
+	unsigned delay = n < cfg->auth_fail_delay_max ? n : (unsigned)cfg->auth_fail_delay_max;
+	struct timeval tv = { (time_t)delay, 0 };
+	s->busy = true;
+	s->timer = evtimer_new(pop3_server_base(s->srv), on_fail_delay, s);
+	evtimer_add(s->timer, &tv);
+}
+
+static void
+on_verified(void *arg, bool ok)
+{
+	struct pop3_session *s = arg;
+	char user[SASL_NAME_MAX + 1];
+
+	s->auth_req = NULL;
+	snprintf(user, sizeof(user), "%s", s->sasl->authcid);
+	sasl_end(s);
+	if (!ok) {
+		login_failed(s, user);
+		if (!s->busy)
+			finish(s);
+		return;
+	}
+	s->login = xstrdup(user);
+	/* The maildrop is opened (and locked) on a worker; busy until then. */
+	pop3_server_open_maildrop(s->srv, s);
+}
+
+static void
+verify(struct pop3_session *s)
+{
+	s->busy = true;
+	s->auth_req = auth_verify(pop3_server_auth(s->srv), s->sasl, on_verified, s);
+}
+
+void
+pop3_session_opened(struct pop3_session *s, struct maildrop *md, int err)
+{
+	uint64_t total = 0;
+
+	s->busy = false;
+	if (md == NULL) {
+		if (err == EWOULDBLOCK)
+			reply(s, "-ERR [IN-USE] Mailbox is locked by another session");
+		else
+			reply(s, "-ERR [SYS/TEMP] Cannot open the mailbox: %s", strerror(err));
+		log_warn("event=maildrop_failed session=%llx user=%s error=\"%s\"",
+		    (unsigned long long)s->id, s->login, strerror(err));
+		free(s->login);
+		s->login = NULL;
+		session_input(s);
+		return;
+	}
+	s->md = md;
+	for (size_t i = 0; i < md->n; i++)
+		total += md->msgs[i].size;
+	s->state = POP3_STATE_TRANSACTION;
+	screen_pop_login(pop3_server_screen(s->srv), s->ip, time(NULL));
+	log_info("event=login service=pop3 session=%llx client=%s user=%s messages=%zu",
+	    (unsigned long long)s->id, s->ip, s->login, md->n);
+	reply(s, "+OK Logged in, %zu messages (%llu octets)", md->n, (unsigned long long)total);
+	session_input(s);
+}
+
+static void
+cmd_user(struct pop3_session *s, char *args)
+{
+	if (!plaintext_ok(s)) {
+		reply(s, "-ERR [AUTH] Plaintext login is not allowed without TLS (use STLS)");
+		return;
+	}
+	if (*args == '\0' || strlen(args) > SASL_NAME_MAX) {
+		reply(s, "-ERR Syntax: USER name");
+		return;
+	}
+	free(s->user);
+	s->user = str_lower(xstrdup(args));
+	reply(s, "+OK");
+}
+
+static void
+cmd_pass(struct pop3_session *s, char *args)
+{
+	if (s->user == NULL) {
+		reply(s, "-ERR USER first");
+		return;
+	}
+	if (strlen(args) > SASL_SECRET_MAX) {
+		reply(s, "-ERR [AUTH] Authentication failed");
+		return;
+	}
+	s->sasl = xcalloc(1, sizeof(*s->sasl));
+	s->sasl->mech = SASL_MECH_PLAIN;
+	str_copy(s->sasl->authcid, s->user, sizeof(s->sasl->authcid));
+	str_copy(s->sasl->password, args, sizeof(s->sasl->password));
+	free(s->user);
+	s->user = NULL;
+	verify(s);
+}
+
+static void
+sasl_step(struct pop3_session *s, enum sasl_result r, const char *challenge)
+{
+	switch (r) {
+	case SASL_CHALLENGE:
+		reply(s, "+ %s", challenge);
+		return;
+	case SASL_VERIFY:
+		verify(s);
+		return;
+	case SASL_CANCELLED:
+		sasl_end(s);
+		reply(s, "-ERR Authentication cancelled");
+		return;
+	case SASL_BAD_BASE64:
+	case SASL_MALFORMED:
+		sasl_end(s);
+		reply(s, "-ERR Malformed authentication data");
+		return;
+	}
+}
+
+static void
+cmd_auth(struct pop3_session *s, char *args)
+{
+	char challenge[512];
+
+	if (*args == '\0') { /* RFC 1734 clients list mechanisms this way */
+		reply(s, "+OK");
+		for (int m = 0; m < SASL_MECH_COUNT; m++) {
+			if (mech_offered(s, (enum sasl_mech)m))
+				reply(s, "%s", sasl_mech_name(m));
+		}
+		reply(s, ".");
+		return;
+	}
+	char *initial = strchr(args, ' ');
+	if (initial != NULL)
+		*initial++ = '\0';
+	enum sasl_mech mech = sasl_mech_parse(args);
+	if (mech == SASL_MECH_UNKNOWN || (mech == SASL_MECH_CRAM_MD5 &&
+	    !pop3_server_config(s->srv)->auth_cram_md5)) {
+		reply(s, "-ERR Unsupported authentication mechanism");
+		return;
+	}
+	if (!mech_offered(s, mech)) {
+		reply(s, "-ERR [AUTH] %s is not allowed without TLS (use STLS)", sasl_mech_name(mech));
+		return;
+	}
+	s->sasl = xcalloc(1, sizeof(*s->sasl));
+	sasl_step(s, sasl_start(s->sasl, mech, initial,
+	    pop3_server_config(s->srv)->server_hostname, challenge, sizeof(challenge)), challenge);
+}
+
+static void
+cmd_stls(struct pop3_session *s, char *args)
+{
+	struct bufferevent *under = s->bev;
+
+	if (s->tls) {
+		reply(s, "-ERR TLS is already active");
+		return;
+	}
+	if (!stls_offered(s)) {
+		reply(s, "-ERR TLS is not available");
+		return;
+	}
+	reply(s, "+OK Begin TLS negotiation");
+	/* RFC 2595 §4 (the CVE-2011-0411 class): nothing sent before the
+	 * handshake is executed after it. */
+	evbuffer_drain(bufferevent_get_input(under), evbuffer_get_length(bufferevent_get_input(under)));
+	s->bev = tls_bufferevent_accept(pop3_server_base(s->srv), -1, under, pop3_server_tls(s->srv));
+	s->tls = true;
+	free(s->user);
+	s->user = NULL;
+	setup_bev(s);
+}
+
+static void
+cmd_apop(struct pop3_session *s, char *args)
+{
+	reply(s, "-ERR APOP is not supported (passwords are stored hashed); use AUTH or USER/PASS");
+}
+
+/* --- TRANSACTION --- */
+
+/* Parses a message number; NULL after replying when it is not usable. */
+static struct maildrop_msg *
+msg_arg(struct pop3_session *s, const char *arg, size_t *index_r)
+{
+	uint64_t n;
+
+	if (str_parse_u64(arg, &n) < 0 || n == 0 || n > s->md->n) {
+		reply(s, "-ERR No such message");
+		return NULL;
+	}
+	struct maildrop_msg *m = &s->md->msgs[n - 1];
+	if (m->deleted) {
+		reply(s, "-ERR Message %llu is deleted", (unsigned long long)n);
+		return NULL;
+	}
+	*index_r = (size_t)(n - 1);
+	return m;
+}
+
+static void
+cmd_stat(struct pop3_session *s, char *args)
+{
+	size_t n = 0;
+	uint64_t total = 0;
+
+	for (size_t i = 0; i < s->md->n; i++) {
+		if (!s->md->msgs[i].deleted) {
+			n++;
+			total += s->md->msgs[i].size;
+		}
+	}
+	reply(s, "+OK %zu %llu", n, (unsigned long long)total);
+}
+
+static void
+list_or_uidl(struct pop3_session *s, char *args, bool uidl)
+{
+	struct maildrop_msg *m;
+	size_t i;
+
+	if (*args != '\0') {
+		if ((m = msg_arg(s, args, &i)) == NULL)
+			return;
+		if (uidl)
+			reply(s, "+OK %zu %s", i + 1, m->uidl);
+		else
+			reply(s, "+OK %zu %llu", i + 1, (unsigned long long)m->size);
+		return;
+	}
+	reply(s, "+OK");
+	for (i = 0; i < s->md->n; i++) {
+		m = &s->md->msgs[i];
+		if (m->deleted)
+			continue;
+		if (uidl)
+			reply(s, "%zu %s", i + 1, m->uidl);
+		else
+			reply(s, "%zu %llu", i + 1, (unsigned long long)m->size);
+	}
+	reply(s, ".");
+}
+
+static void
+cmd_list(struct pop3_session *s, char *args)
+{
+	list_or_uidl(s, args, false);
+}
+
+static void
+cmd_uidl(struct pop3_session *s, char *args)
+{
+	list_or_uidl(s, args, true);
+}
+
+/* Converts file bytes to the wire: LF (or CRLF) → CRLF, dot-stuffing (RFC
+ * 1939 §3); for TOP, stops after the headers and body_lines_left lines.
+ * Returns false when TOP has sent all it should. */
+static bool
+retr_convert(struct pop3_session *s, const char *p, size_t n, struct evbuffer *out)
+{
+	struct pop3_retr *r = &s->retr;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+		if (r->pending_cr) {
+			r->pending_cr = false;
+			if (c != '\n') {
+				evbuffer_add(out, "\r", 1); /* a bare CR is content */
+				r->line_empty = false;
+			}
+		}
+		if (r->at_line_start) {
+			if (!r->in_headers && r->body_lines_left == 0)
+				return false;
+			if (c == '.')
+				evbuffer_add(out, ".", 1);
+			r->at_line_start = false;
+		}
+		if (c == '\r') {
+			r->pending_cr = true;
+			continue;
+		}
+		if (c != '\n') {
+			evbuffer_add(out, &c, 1);
+			r->line_empty = false;
+			continue;
+		}
+		evbuffer_add(out, "\r\n", 2);
+		if (r->in_headers && r->line_empty)
+			r->in_headers = false; /* the blank line that ends the header */
+		else if (!r->in_headers && r->body_lines_left > 0)
+			r->body_lines_left--;
+		r->at_line_start = true;
+		r->line_empty = true;
+	}
+	return true;
+}
+
+static void
+retr_end(struct pop3_session *s)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+
+	if (s->retr.pending_cr)
+		evbuffer_add(out, "\r", 1);
+	if (!s->retr.at_line_start)
+		evbuffer_add(out, "\r\n", 2);
+	evbuffer_add(out, ".\r\n", 3);
+	retr_stop(s);
+	s->busy = false;
+}
+
+/* Streams more of the message while the output buffer has room. */
+static void
+retr_fill(struct pop3_session *s)
+{
+	char chunk[RETR_CHUNK];
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	struct evbuffer *tmp = evbuffer_new();
+
+	while (s->retr.fd >= 0 && evbuffer_get_length(out) < POP3_OUTPUT_HIGHWAT) {
+		ssize_t n = read(s->retr.fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			/* Mid-message we cannot take the +OK back: end the session. */
+			log_error("event=retr_failed session=%llx error=\"%s\"",
+			    (unsigned long long)s->id, strerror(errno));
+			retr_stop(s);
+			s->busy = false;
+			close_after(s);
+			break;
+		}
+		bool more = n > 0 && retr_convert(s, chunk, (size_t)n, tmp);
+		evbuffer_add_buffer(out, tmp);
+		if (!more) {
+			retr_end(s);
+			break;
+		}
+	}
+	evbuffer_free(tmp);
+}
+
+static void
+retr_start(struct pop3_session *s, char *args, bool top)
+{
+	struct maildrop_msg *m;
+	size_t i;
+	uint64_t lines = 0;
+	char *sp = top ? strchr(args, ' ') : NULL;
+
+	if (top) {
+		if (sp == NULL || str_parse_u64(sp + 1, &lines) < 0 || lines > 0x7fffffff) {
+			reply(s, "-ERR Syntax: TOP msg lines");
+			return;
+		}
+		*sp = '\0';
+	}
+	if ((m = msg_arg(s, args, &i)) == NULL)
+		return;
+	int fd = maildrop_open_msg(s->md, i);
+	if (fd < 0) {
+		reply(s, "-ERR [SYS/TEMP] Cannot read message %zu: %s", i + 1, strerror(errno));
+		return;
+	}
+	memset(&s->retr, 0, sizeof(s->retr));
+	s->retr.fd = fd;
+	s->retr.at_line_start = true;
+	s->retr.in_headers = true;
+	s->retr.line_empty = true;
+	s->retr.body_lines_left = top ? (long)lines : -1;
+	if (top)
+		reply(s, "+OK");
+	else
+		reply(s, "+OK %llu octets", (unsigned long long)m->size);
+	s->busy = true;
+	retr_fill(s);
+}
+
+static void
+cmd_retr(struct pop3_session *s, char *args)
+{
+	retr_start(s, args, false);
+}
+
+static void
+cmd_top(struct pop3_session *s, char *args)
+{
+	retr_start(s, args, true);
+}
+
+static void
+cmd_dele(struct pop3_session *s, char *args)
+{
+	struct maildrop_msg *m;
+	size_t i;
+
+	if ((m = msg_arg(s, args, &i)) == NULL)
+		return;
+	m->deleted = true;
+	reply(s, "+OK Message %zu deleted", i + 1);
+}
+
+static void
+cmd_rset(struct pop3_session *s, char *args)
+{
+	for (size_t i = 0; i < s->md->n; i++)
+		s->md->msgs[i].deleted = false;
+	reply(s, "+OK");
+}
+
+static void
+cmd_noop(struct pop3_session *s, char *args)
+{
+	reply(s, "+OK");
+}
+
+static void
+cmd_quit(struct pop3_session *s, char *args)
+{
+	if (s->state == POP3_STATE_TRANSACTION) {
+		/* UPDATE state: RFC 1939 §6. */
+		size_t failed = maildrop_commit(s->md);
+		if (failed > 0)
+			reply(s, "-ERR [SYS/TEMP] %zu message(s) could not be deleted", failed);
+		else
+			reply(s, "+OK Bye");
+	} else {
+		reply(s, "+OK Bye");
+	}
+	close_after(s);
+}
+
+/* --- dispatch --- */
+
+enum { IN_AUTH = 1, IN_TRANS = 2 };
+
+static const struct pop3_command {
+	const char *verb;
+	void (*fn)(struct pop3_session *s, char *args);
+	unsigned states;
+} commands[] = {
+	{ "CAPA", cmd_capa, IN_AUTH | IN_TRANS },
+	{ "USER", cmd_user, IN_AUTH },
+	{ "PASS", cmd_pass, IN_AUTH },
+	{ "AUTH", cmd_auth, IN_AUTH },
+	{ "STLS", cmd_stls, IN_AUTH },
+	{ "APOP", cmd_apop, IN_AUTH },
+	{ "STAT", cmd_stat, IN_TRANS },
+	{ "LIST", cmd_list, IN_TRANS },
+	{ "UIDL", cmd_uidl, IN_TRANS },
+	{ "RETR", cmd_retr, IN_TRANS },
+	{ "TOP", cmd_top, IN_TRANS },
+	{ "DELE", cmd_dele, IN_TRANS },
+	{ "RSET", cmd_rset, IN_TRANS },
+	{ "NOOP", cmd_noop, IN_TRANS },
+	{ "QUIT", cmd_quit, IN_AUTH | IN_TRANS },
+};
+
+static void
+dispatch(struct pop3_session *s, char *line)
+{
+	size_t vlen = strcspn(line, " ");
+	char *args = line[vlen] == ' ' ? line + vlen + 1 : line + vlen;
+	unsigned state = s->state == POP3_STATE_TRANSACTION ? IN_TRANS : IN_AUTH;
+
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strlen(commands[i].verb) != vlen || strncasecmp(line, commands[i].verb, vlen) != 0)
+			continue;
+		if ((commands[i].states & state) == 0) {
+			reply(s, "-ERR Command not valid in this state");
+			return;
+		}
+		commands[i].fn(s, args);
+		return;
+	}
+	reply(s, "-ERR Unknown command");
+}
+
+/* One line (CRLF or LF ended) into buf. 1 line, 0 need more, -1 answered. */
+static int
+read_line(struct pop3_session *s, char *buf, size_t size)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+	size_t max = s->sasl != NULL ? size - 1 : POP3_CMD_LINE_MAX;
+
+	if (eol.pos < 0) {
+		if (evbuffer_get_length(in) > size) {
+			evbuffer_drain(in, evbuffer_get_length(in));
+			reply(s, "-ERR Line too long");
+			close_after(s);
+			return -1;
+		}
+		return 0;
+	}
+	size_t n = (size_t)eol.pos + 1;
+	if (n > max) {
+		evbuffer_drain(in, n);
+		if (s->sasl != NULL)
+			sasl_end(s);
+		reply(s, "-ERR Line too long");
+		return -1;
+	}
+	evbuffer_remove(in, buf, n);
+	n--;
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	buf[n] = '\0';
+	if (strlen(buf) != n) {
+		reply(s, "-ERR NUL in command");
+		return -1;
+	}
+	return 1;
+}
+
+static void
+session_input(struct pop3_session *s)
+{
+	char line[SASL_LINE_MAX + 3];
+	char challenge[512];
+
+	while (!s->busy && !s->closing) {
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) > POP3_OUTPUT_HIGHWAT)
+			break;
+		int r = read_line(s, line, sizeof(line));
+		if (r == 0)
+			break;
+		if (r < 0)
+			continue;
+		if (s->sasl != NULL)
+			sasl_step(s, sasl_continue(s->sasl, line, challenge, sizeof(challenge)),
+			    challenge);
+		else
+			dispatch(s, line);
+	}
+	if (s->eof && !s->busy)
+		s->closing = true;
+	if (s->closing && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		finish(s);
+}
+
+static void
+read_cb(struct bufferevent *bev, void *arg)
+{
+	session_input(arg);
+}
+
+static void
+write_cb(struct bufferevent *bev, void *arg)
+{
+	struct pop3_session *s = arg;
+
+	if (s->retr.fd >= 0) {
+		retr_fill(s);
+		if (s->retr.fd >= 0)
+			return;
+	}
+	if (s->closing) {
+		finish(s);
+		return;
+	}
+	session_input(s);
+}
+
+static void
+event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct pop3_session *s = arg;
+
+	if ((what & BEV_EVENT_CONNECTED) != 0)
+		return;
+	if ((what & BEV_EVENT_TIMEOUT) != 0) {
+		/* RFC 1939 §3 autologout: close without UPDATE and without a reply. */
+		log_info("event=timeout service=pop3 session=%llx client=%s",
+		    (unsigned long long)s->id, s->ip);
+		pop3_session_destroy(s);
+		return;
+	}
+	if ((what & BEV_EVENT_EOF) != 0 && (what & BEV_EVENT_ERROR) == 0 && !s->closing &&
+	    s->retr.fd < 0) {
+		s->eof = true;
+		bufferevent_disable(bev, EV_READ);
+		session_input(s);
+		return;
+	}
+	pop3_session_destroy(s);
+}
