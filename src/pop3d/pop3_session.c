@@ -21,6 +21,7 @@
 #include "conf/directory.h"
 #include "conf/settings.h"
 #include "deliver/maildrop.h"
+#include "lib/drain.h"
 #include "lib/log.h"
 #include "lib/netaddr.h"
 #include "lib/strutil.h"
@@ -29,8 +30,6 @@
 #include "mail/sasl.h"
 
 #define RETR_CHUNK 65536
-#define LINGER_TICK_MS 10
-#define LINGER_MAX_TICKS 500
 
 static void read_cb(struct bufferevent *bev, void *arg);
 static void write_cb(struct bufferevent *bev, void *arg);
@@ -126,6 +125,7 @@ pop3_session_destroy(struct pop3_session *s)
 		auth_request_cancel(s->auth_req);
 	if (s->timer != NULL)
 		event_free(s->timer);
+	drain_cancel(&s->drain);
 	retr_stop(s);
 	sasl_end(s);
 	maildrop_close(&s->md); /* a dropped connection deletes nothing */
@@ -136,32 +136,20 @@ pop3_session_destroy(struct pop3_session *s)
 }
 
 static void
-on_linger(evutil_socket_t fd, short what, void *arg)
+drain_done(void *arg)
 {
 	struct pop3_session *s = arg;
-	struct timeval tick = { 0, LINGER_TICK_MS * 1000 };
 
-	if (tls_bufferevent_flushed(s->bev) || ++s->linger_ticks >= LINGER_MAX_TICKS) {
-		pop3_session_destroy(s);
-		return;
-	}
-	evtimer_add(s->timer, &tick);
+	s->drain = NULL; /* the drain freed itself */
+	pop3_session_destroy(s);
 }
 
 /* Frees the session once its last reply is on the wire. */
 static void
 finish(struct pop3_session *s)
 {
-	if (s->busy)
-		return;
-	if (tls_bufferevent_flushed(s->bev)) {
-		pop3_session_destroy(s);
-		return;
-	}
-	if (s->timer == NULL) {
-		s->timer = evtimer_new(pop3_server_base(s->srv), on_linger, s);
-		on_linger(-1, 0, s);
-	}
+	if (!s->busy && s->drain == NULL)
+		s->drain = drain_start(pop3_server_base(s->srv), s->bev, drain_done, s);
 }
 
 static void

@@ -17,6 +17,7 @@ struct sasl_exchange;
 struct auth_request;
 struct event;
 struct pop3_open_job;
+struct drain;
 
 #define POP3_CMD_LINE_MAX 255      /* RFC 2449 §4, CRLF included */
 #define POP3_OUTPUT_HIGHWAT (256 * 1024)
@@ -50,8 +51,8 @@ struct pop3_session {
 	char *login;                   /* authenticated user */
 	struct sasl_exchange *sasl;    /* AUTH in progress (continuation lines) */
 	struct auth_request *auth_req;
-	struct event *timer;           /* failed-login delay, or closing linger */
-	unsigned linger_ticks;
+	struct event *timer;           /* failed-login delay */
+	struct drain *drain;         /* closing: waits for the last reply to go out */
 	struct maildrop *md;
 	struct pop3_retr retr;
 	struct pop3_open_job *job;     /* the maildrop is being opened on a worker */

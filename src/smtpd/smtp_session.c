@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "conf/settings.h"
+#include "lib/drain.h"
 #include "lib/log.h"
 #include "lib/netaddr.h"
 #include "lib/tls.h"
@@ -135,34 +136,21 @@ smtp_session_reset_tx(struct smtp_session *s)
 		smtp_session_enter(s, SMTP_STATE_READY);
 }
 
-#define LINGER_TICK_MS 10
-#define LINGER_MAX_TICKS 500
-
 static void
-on_linger(evutil_socket_t fd, short what, void *arg)
+drain_done(void *arg)
 {
 	struct smtp_session *s = arg;
-	struct timeval tick = { 0, LINGER_TICK_MS * 1000 };
 
-	if (tls_bufferevent_flushed(s->bev) || ++s->linger_ticks >= LINGER_MAX_TICKS) {
-		smtp_session_destroy(s);
-		return;
-	}
-	evtimer_add(s->linger, &tick);
+	s->drain = NULL; /* the drain freed itself */
+	smtp_session_destroy(s);
 }
 
 /* Frees the session once its last reply is on the wire. */
 static void
 session_finish(struct smtp_session *s)
 {
-	if (tls_bufferevent_flushed(s->bev)) {
-		smtp_session_destroy(s);
-		return;
-	}
-	if (s->linger == NULL) {
-		s->linger = evtimer_new(smtp_server_base(s->srv), on_linger, s);
-		on_linger(-1, 0, s);
-	}
+	if (s->drain == NULL)
+		s->drain = drain_start(smtp_server_base(s->srv), s->bev, drain_done, s);
 }
 
 void
@@ -173,8 +161,7 @@ smtp_session_destroy(struct smtp_session *s)
 	smtp_server_session_closed(s->srv, s);
 	smtp_auth_cleanup(s);
 	spool_msg_free(&s->msg);
-	if (s->linger != NULL)
-		event_free(s->linger);
+	drain_cancel(&s->drain);
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
 	free(s->helo);

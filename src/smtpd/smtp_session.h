@@ -25,6 +25,7 @@ struct smtp_server;
 struct smtp_job;
 struct sasl_exchange;
 struct auth_request;
+struct drain;
 
 #define SMTP_CMD_LINE_MAX 512   /* RFC 5321 §4.5.3.1.4, CRLF included */
 #define SMTP_MAIL_LINE_MAX 1012 /* RFC 4954 §5: MAIL may be 500 longer for AUTH= */
@@ -80,8 +81,7 @@ struct smtp_session {
 	struct sasl_exchange *sasl;      /* during AUTH */
 	struct auth_request *auth_req;   /* credentials being checked */
 	struct event *auth_delay;        /* a failed AUTH waits before 535 */
-	struct event *linger;    /* closing: waits for TLS records to reach the socket */
-	unsigned linger_ticks;
+	struct drain *drain;   /* closing: waits for the last reply to reach the socket */
 };
 
 /* --- smtp_server.c: services for sessions --- */
