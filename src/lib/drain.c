@@ -40,10 +40,6 @@ drain_start(struct event_base *base, struct bufferevent *bev, drain_done_fn *don
 	struct timeval tick = { 0, DRAIN_TICK_MS * 1000 };
 	struct drain *l;
 
-	if (tls_bufferevent_flushed(bev)) {
-		done(arg);
-		return NULL;
-	}
 	l = xcalloc(1, sizeof(*l));
 	l->bev = bev;
 	l->done = done;

@@ -11,9 +11,11 @@ struct drain;
 
 typedef void drain_done_fn(void *arg);
 
-/* Calls done(arg) once bev is flushed (possibly right away, before this
- * returns NULL) or after the time limit. Otherwise returns the pending
- * drain, to be cancelled if the owner goes away first. */
+/* Calls done(arg) once bev is flushed or after the time limit, always later
+ * from the event loop, never from within this call (so the caller may store
+ * the result in the object done() frees). Returns the pending drain, to be
+ * cancelled if the owner goes away first. Callers that find bev already
+ * flushed (tls_bufferevent_flushed) should just close instead. */
 struct drain *drain_start(struct event_base *base, struct bufferevent *bev,
     drain_done_fn *done, void *arg);
 

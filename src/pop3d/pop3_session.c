@@ -148,8 +148,13 @@ drain_done(void *arg)
 static void
 finish(struct pop3_session *s)
 {
-	if (!s->busy && s->drain == NULL)
-		s->drain = drain_start(pop3_server_base(s->srv), s->bev, drain_done, s);
+	if (s->busy || s->drain != NULL)
+		return;
+	if (tls_bufferevent_flushed(s->bev)) {
+		pop3_session_destroy(s);
+		return;
+	}
+	s->drain = drain_start(pop3_server_base(s->srv), s->bev, drain_done, s);
 }
 
 static void
@@ -684,6 +689,8 @@ cmd_quit(struct pop3_session *s, char *args)
 	if (s->state == POP3_STATE_TRANSACTION) {
 		/* UPDATE state: RFC 1939 §6. */
 		size_t failed = maildrop_commit(s->md);
+		/* Unlock now: the client may log in again as soon as it reads +OK. */
+		maildrop_close(&s->md);
 		if (failed > 0)
 			reply(s, "-ERR [SYS/TEMP] %zu message(s) could not be deleted", failed);
 		else

@@ -19,21 +19,23 @@
 #define SPOOL_MAGIC "tegami-queue 1\n"
 #define SPOOL_MAX_FILE (3ULL * 1024 * 1024 * 1024)
 
-/* Queue ids sort by time: 9 hex digits of seconds, then 11 random hex
- * digits (44 bits). spool_commit() never replaces an existing queue file, so
- * even a collision cannot lose a message: the second one is refused (451). */
+/* Queue ids sort by arrival: 9 hex digits of seconds, 5 of microseconds,
+ * then 6 random hex digits (24 bits). Maildir names carry the id, so POP3
+ * lists messages of the same second in arrival order too. spool_commit()
+ * never replaces an existing queue file, so even a collision cannot lose a
+ * message: the second one is refused (451). */
 static void
 qid_generate(char *buf)
 {
-	uint64_t rnd = 0;
+	uint32_t rnd = 0;
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
-		rnd = (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
-	snprintf(buf, SPOOL_QID_LEN + 1, "%09llX%011llX",
-	    (unsigned long long)ts.tv_sec & 0xFFFFFFFFFULL,
-	    (unsigned long long)(rnd & 0xFFFFFFFFFFFULL));
+		rnd = (uint32_t)ts.tv_nsec ^ (uint32_t)getpid();
+	snprintf(buf, SPOOL_QID_LEN + 1, "%09llX%05lX%06X",
+	    (unsigned long long)ts.tv_sec & 0xFFFFFFFFFULL, (long)(ts.tv_nsec / 1000),
+	    (unsigned)(rnd & 0xFFFFFF));
 }
 
 int

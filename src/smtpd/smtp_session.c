@@ -149,6 +149,10 @@ drain_done(void *arg)
 static void
 session_finish(struct smtp_session *s)
 {
+	if (tls_bufferevent_flushed(s->bev)) {
+		smtp_session_destroy(s);
+		return;
+	}
 	if (s->drain == NULL)
 		s->drain = drain_start(smtp_server_base(s->srv), s->bev, drain_done, s);
 }
