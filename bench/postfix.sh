@@ -3,6 +3,7 @@
 # the benchmark compares tegamid against.  Measures nothing itself.
 #
 #   postfix.sh setup  DIR PORT [PROC_LIMIT]   write DIR/etc (main.cf, master.cf, vmailbox)
+#   postfix.sh submission DIR PORT SASL_SOCKET add a submission listener (after setup)
 #   postfix.sh start  DIR                      start it (postfix -c DIR/etc start)
 #   postfix.sh stop   DIR                      stop it, wait (bounded) for master to exit
 #   postfix.sh restart DIR [PROC_LIMIT]        stop, set default_process_limit, start
@@ -21,10 +22,25 @@
 #
 # `restart` (not reload) is needed after changing PROC_LIMIT: master sizes the
 # listen backlog from the process limit when it creates the socket.
+#
+# `submission` (issue #3 benchmark) adds a second smtpd listener on
+# 127.0.0.1:PORT, like Debian's commented-out "submission" entry of master.cf:
+# smtpd_tls_security_level=encrypt (STARTTLS required), smtpd_tls_auth_only,
+# SASL through Dovecot (smtpd_sasl_type=dovecot, smtpd_sasl_path=SASL_SOCKET,
+# the unix listener of bench/dovecot.sh), smtpd_recipient_restrictions =
+# permit_sasl_authenticated, reject, plus reject_sender_login_mismatch
+# (smtpd_sender_login_maps: every user may send only as itself, the check
+# tegamid's auth.match_return_path does by default).  Certificate: self-signed,
+# made here with `openssl req`, ECDSA P-256 like the one tegamid makes at first
+# start (PF_TLS_KEY=rsa:2048 for RSA), so both servers sign the same kind of
+# handshake.  Everything else is Postfix's default for TLS: TLS 1.2+ (and 1.3),
+# no server-side session cache (smtpd_tls_session_cache_database empty; tickets
+# only, which the load generator does not use), tlsmgr in master.cf as in
+# Debian's stock file.  The same virtual(8) Maildir delivery as port PORT.
 set -euo pipefail
 
 cmd=${1:-}; DIR=${2:-}
-if [ -z "$cmd" ] || [ -z "$DIR" ]; then sed -n '2,12p' "$0" >&2; exit 2; fi
+if [ -z "$cmd" ] || [ -z "$DIR" ]; then sed -n '2,13p' "$0" >&2; exit 2; fi
 DOMAIN=example.test
 CONF="$DIR/etc"
 
@@ -112,6 +128,46 @@ EOF
   postfix -c "$CONF" check
 }
 
+pf_submission() {
+  local port=$1 sock=$2 u
+  case "$port" in ''|*[!0-9]*) echo "postfix.sh: PORT must be a number" >&2; exit 2 ;; esac
+  [ -f "$CONF/master.cf" ] || { echo "postfix.sh: run setup first" >&2; exit 2; }
+  mkdir -p "$CONF/tls"
+  local keyopt=${PF_TLS_KEY:-ec}
+  if [ "$keyopt" = ec ]; then
+    keyopt="ec -pkeyopt ec_paramgen_curve:P-256"
+  fi
+  # shellcheck disable=SC2086  # keyopt is several words for EC
+  openssl req -x509 -newkey $keyopt -nodes -sha256 -days 3650 \
+    -subj "/CN=bench-postfix.$DOMAIN" -keyout "$CONF/tls/key.pem" -out "$CONF/tls/cert.pem" 2>/dev/null
+  chmod 0600 "$CONF/tls/key.pem"
+  : > "$CONF/sender_logins"
+  for u in user1 user2 user3 user4 user5; do
+    echo "$u@$DOMAIN $u@$DOMAIN" >> "$CONF/sender_logins"
+  done
+  postmap -c "$CONF" "$CONF/sender_logins"
+  grep -q '^tlsmgr ' "$CONF/master.cf" ||
+    echo "tlsmgr    unix  -       -       n       1000?   1       tlsmgr" >> "$CONF/master.cf"
+  sed -i '/^# submission (bench\/postfix.sh submission)/,$d' "$CONF/master.cf"
+  cat >> "$CONF/master.cf" <<EOF
+# submission (bench/postfix.sh submission)
+127.0.0.1:$port inet n  -       n       -       -       smtpd
+  -o syslog_name=postfix/submission
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_tls_cert_file=$CONF/tls/cert.pem
+  -o smtpd_tls_key_file=$CONF/tls/key.pem
+  -o smtpd_tls_auth_only=yes
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_sasl_type=dovecot
+  -o smtpd_sasl_path=$sock
+  -o smtpd_sender_login_maps=hash:$CONF/sender_logins
+  -o smtpd_sender_restrictions=reject_sender_login_mismatch
+  -o smtpd_recipient_restrictions=permit_sasl_authenticated,reject
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+EOF
+  postfix -c "$CONF" check
+}
+
 pf_start() {
   postfix -c "$CONF" start >/dev/null 2>&1 || { tail -5 "$DIR/postfix.log" >&2; return 1; }
   for _ in $(seq 1 100); do pf_pid >/dev/null && return 0; sleep 0.1; done
@@ -134,6 +190,7 @@ smtpd_count() {
 
 case "$cmd" in
   setup)   pf_setup "${3:?PORT}" "${4:-100}" ;;
+  submission) pf_submission "${3:?PORT}" "${4:?SASL_SOCKET}" ;;
   start)   pf_start ;;
   stop)    pf_stop ;;
   restart)

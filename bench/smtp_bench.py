@@ -15,7 +15,9 @@ connection (HELO, MAIL, RCPT, DATA, QUIT), to one recipient, and measures:
   srv_ms/msg CPU (user+sys) of the server's process tree per message, from the
              start until the last message landed (--server-pid/--server-pidfile;
              live processes plus what the root has reaped, so short-lived
-             Postfix daemons count);
+             Postfix daemons count; both take a comma-separated list, e.g.
+             Postfix's and Dovecot's master, and sum the trees; srv_parts_ms
+             in the JSON has each tree on its own);
   busy %     machine-wide busy CPU during acceptance (100 % = one core);
   lg_cpu_s   CPU seconds of the load generator itself;
   box_cpu_s  machine-wide busy CPU from the start until the last message landed;
@@ -31,6 +33,16 @@ Load generator: Postfix's smtp-source (default), one process per session
 opens its sessions one at a time, and a single dropped SYN would stall all of
 them for the SYN retransmit (1 s, 3 s, 7 s).  --loadgen python uses
 smtp_loadgen.py (smtplib) instead.
+
+Submission (issue #3): --starttls or --smtps, --auth USER:PASS, --auth-mech
+PLAIN and --per-conn K are handed to smtp_loadgen.py (so they imply --loadgen
+python): a full TLS handshake, EHLO, AUTH for every connection, K messages per
+connection.  The JSON line records them (tls, auth_mech, per_conn).
+--warmup: after --pre-cmd and before the clock starts, every session logs in
+once and quits without mail (smtp_loadgen.py --warmup), so that the run
+measures the steady state: Postfix has its smtpd processes forked (idle ones
+stay max_idle = 100 s and serve the next connections, as under steady load),
+tegamid has the password in its verified-credentials cache.
 
 Output: one line per (size, sessions) on stdout; with --json-append FILE one
 JSON object per run appended to FILE (report.py turns those into the table).
@@ -105,13 +117,16 @@ def tree_cpu_ticks(snap, root):
     return snap[root][3] + sum(snap[p][2] for p in tree_of(snap, root))
 
 
-def foreign_cpu_ticks(s0, s1, root):
-    """CPU used between two snapshots outside the server's tree and outside
+def foreign_cpu_ticks(s0, s1, roots):
+    """CPU used between two snapshots outside the server's trees and outside
     this harness and its load generators: (kernel threads, other processes).
     Processes that started and ended in between count through the parent
     that reaped them; one that was alive at s0 and gone at s1 is missed."""
     me = os.getpid()
-    skip = tree_of(s0, root) | tree_of(s1, root) if root else set()
+    skip = set()
+    for root in roots:
+        if root:
+            skip |= tree_of(s0, root) | tree_of(s1, root)
     kth = other = 0
     for pid, (ppid, start, own, kids) in s1.items():
         if pid in skip or pid == me or ppid == me:
@@ -127,16 +142,21 @@ def foreign_cpu_ticks(s0, s1, root):
     return kth, other
 
 
-def server_root(a):
-    if a.server_pid:
-        return a.server_pid
-    if a.server_pidfile:
+def server_roots(a):
+    """root pids of the server's process trees (--server-pid / --server-pidfile lists)"""
+    roots = []
+    for p in (a.server_pid or "").split(","):
+        if p.strip():
+            roots.append(int(p))
+    for path in (a.server_pidfile or "").split(","):
+        if not path.strip():
+            continue
         try:
-            with open(a.server_pidfile) as f:
-                return int(f.read().split()[0])
+            with open(path.strip()) as f:
+                roots.append(int(f.read().split()[0]))
         except (OSError, ValueError, IndexError):
-            return None
-    return None
+            roots.append(None)  # a tree we cannot measure: no CPU figure at all
+    return roots
 
 
 def count_maildir(md):
@@ -166,18 +186,33 @@ def loadgen_cmds(a, size, conc, count):
                          "-f", a.sender, "-t", a.to, "-M", "bench.client",
                          "%s:%d" % (a.host, a.port)])
         return cmds
-    return [[sys.executable, os.path.join(HERE, "smtp_loadgen.py"), "--host", a.host,
-             "--port", str(a.port), "--size", str(size), "--count", str(count),
-             "--sessions", str(conc), "--procs", str(a.procs or 2),
-             "--from", a.sender, "--to", a.to]]
+    cmd = [sys.executable, os.path.join(HERE, "smtp_loadgen.py"), "--host", a.host,
+           "--port", str(a.port), "--size", str(size), "--count", str(count),
+           "--sessions", str(conc), "--procs", str(a.procs or 2),
+           "--from", a.sender, "--to", a.to, "--per-conn", str(a.per_conn)]
+    if a.starttls:
+        cmd.append("--starttls")
+    if a.smtps:
+        cmd.append("--smtps")
+    if a.auth:
+        cmd += ["--auth", a.auth]
+    if a.auth_mech:
+        cmd += ["--auth-mech", a.auth_mech]
+    return [cmd]
 
 
 def one_run(a, size, conc, count):
     if a.pre_cmd:
         subprocess.run(a.pre_cmd, shell=True, check=True, cwd=HERE, timeout=180)
+    if a.warmup:
+        w = loadgen_cmds(a, size, conc, conc)[0] + ["--warmup"]
+        r = subprocess.run(w, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+        if r.returncode:
+            print("warm-up failed: %s" % r.stderr.decode(errors="replace")[-300:], file=sys.stderr)
+        time.sleep(0.5)
     base = count_maildir(a.maildir)
     cmds = loadgen_cmds(a, size, conc, count)
-    root = server_root(a)
+    roots = server_roots(a)
     snap0 = proc_snapshot()
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     c0, lo0 = cpu_times(), listen_overflows()
@@ -230,9 +265,13 @@ def one_run(a, size, conc, count):
     c2 = cpu_times()
     busy = 100.0 * ((c1[0] - c0[0]) - (c1[1] - c0[1])) / max(1, c1[0] - c0[0]) * ncpu
     box = ((c2[0] - c0[0]) - (c2[1] - c0[1])) / tick
-    t0_srv, t1_srv = tree_cpu_ticks(snap0, root), tree_cpu_ticks(snap1, root)
-    srv = (t1_srv - t0_srv) / tick if (t0_srv is not None and t1_srv is not None) else None
-    kth, foreign = foreign_cpu_ticks(snap0, snap1, root)
+    parts = []
+    for root in roots:
+        t0_srv = tree_cpu_ticks(snap0, root) if root else None
+        t1_srv = tree_cpu_ticks(snap1, root) if root else None
+        parts.append((t1_srv - t0_srv) / tick if (t0_srv is not None and t1_srv is not None) else None)
+    srv = sum(parts) if parts and None not in parts else None
+    kth, foreign = foreign_cpu_ticks(snap0, snap1, roots)
     lg = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     ok = rc == 0 and not killed
     return dict(server=a.label, size=size, conc=conc, count=count, nprocs=len(cmds), rc=rc,
@@ -243,8 +282,11 @@ def one_run(a, size, conc, count):
                 busy_pct=busy, loadgen_cpu_s=lg, box_cpu_s=box,
                 kthread_cpu_s=kth / tick, foreign_cpu_s=foreign / tick,
                 srv_cpu_s=srv, srv_ms_per_msg=1000.0 * srv / count if srv is not None else None,
+                srv_parts_ms=[1000.0 * p / count if p is not None else None for p in parts],
                 listen_overflows=(lo1 - lo0) if (lo0 is not None and lo1 is not None) else None,
-                loadgen=a.loadgen, time=time.time())
+                loadgen=a.loadgen, tls="starttls" if a.starttls else ("smtps" if a.smtps else None),
+                auth_mech=(a.auth_mech or "smtplib") if a.auth else None, per_conn=a.per_conn, warmup=a.warmup,
+                time=time.time())
 
 
 def med(vals):
@@ -270,12 +312,21 @@ def main():
     ap.add_argument("--smtp-source", default="/usr/sbin/smtp-source")
     ap.add_argument("--procs", type=int, default=0,
                     help="smtp-source processes per run (0 = one per session: independent clients)")
-    ap.add_argument("--server-pid", type=int)
-    ap.add_argument("--server-pidfile")
+    ap.add_argument("--server-pid", help="root pid(s) of the server, comma-separated")
+    ap.add_argument("--server-pidfile", help="pid file(s) of the server's root(s), comma-separated")
+    ap.add_argument("--starttls", action="store_true", help="STARTTLS before AUTH/MAIL (python load generator)")
+    ap.add_argument("--smtps", action="store_true", help="implicit TLS (python load generator)")
+    ap.add_argument("--auth", help="USER:PASS: AUTH before MAIL (python load generator)")
+    ap.add_argument("--auth-mech", choices=["PLAIN", "LOGIN", "CRAM-MD5"], help="force this SASL mechanism")
+    ap.add_argument("--per-conn", type=int, default=1, help="messages per connection (python load generator)")
+    ap.add_argument("--warmup", action="store_true",
+                    help="before each run, untimed: every session logs in once, no mail (python load generator)")
     ap.add_argument("--json-append", help="append one JSON line per run to this file")
     a = ap.parse_args()
     if not (a.host.startswith("127.") or a.host in ("localhost", "::1")):
         sys.exit("refusing non-loopback host %s" % a.host)
+    if a.starttls or a.smtps or a.auth or a.per_conn != 1 or a.warmup:
+        a.loadgen = "python"  # smtp-source has no TLS, no AUTH
     if a.loadgen == "smtp-source" and not os.access(a.smtp_source, os.X_OK):
         sys.exit("smtp-source not found at %s (bench/deps.sh installs postfix)" % a.smtp_source)
     for size in [int(x) for x in a.sizes.split(",")]:
