@@ -75,6 +75,7 @@ setup)
   chmod 0755 "$DIR"
   SCHEME=${DOVECOT_PASS_SCHEME:-PLAIN}
   # users: USER:PASSWORD lines on stdin -> passwd-file lines
+  # shellcheck disable=SC2016  # the YESCRYPT branch is a Python program, not shell
   case "$SCHEME" in
     PLAIN) awk -F: 'NF >= 2 { u = $1; sub(/^[^:]*:/, ""); print u ":{PLAIN}" $0 }' ;;
     YESCRYPT) /usr/bin/python3 -W ignore -c '

@@ -83,7 +83,9 @@ die() { log "error: $*"; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "run as root (Dovecot's mail processes run as vmail; apt-get for dovecot-pop3d)"
 if want dovecot; then bash "$HERE/dovecot_pop3.sh" install; fi
 if want tegami; then
-  [ -x "$TEGAMID" ] && [ -x "$TEGAMI" ] || die "no $TEGAMID / $TEGAMI: build first (make build) or set TEGAMI_BUILD"
+  if [ ! -x "$TEGAMID" ] || [ ! -x "$TEGAMI" ]; then
+    die "no $TEGAMID / $TEGAMI: build first (make build) or set TEGAMI_BUILD"
+  fi
 fi
 for p in $TEGAMI_POP3_PORT $TEGAMI_SMTP_PORT $DOVECOT_POP3_PORT; do
   [ -z "$(ss -Hltn "sport = :$p")" ] ||
@@ -192,8 +194,9 @@ if want tegami; then
     "smtp.listen=127.0.0.1:$TEGAMI_SMTP_PORT" "submission.listen=" "smtps.listen=" \
     "auth.allow_plaintext=yes" "storage.min_free=0" "pop3.max_sessions=20000" \
     "pop3.max_sessions_per_ip=20000" ${TEGAMI_SET:-} >/dev/null
-  users_list | xargs -P "$(nproc)" -n 50 sh -c '
-    for u; do printf "%s\n" "$0" | "'"$TEGAMI"'" -D "'"$TDIR"'" user add "$u" --password-stdin >/dev/null || exit 255; done' "$PASS" ||
+  # shellcheck disable=SC2016  # expanded by the inner sh, from its environment
+  users_list | T="$TEGAMI" D="$TDIR" P="$PASS" xargs -P "$(nproc)" -n 50 sh -c '
+    for u; do printf "%s\n" "$P" | "$T" -D "$D" user add "$u" --password-stdin >/dev/null || exit 255; done' sh ||
     die "tegami user add failed"
   [ "$("$TEGAMI" -D "$TDIR" user list | grep -c "@$DOMAIN")" -ge "$(users_list | wc -l)" ] || die "not every tegami user was added"
   mkdir -p "$TROOT/$DOMAIN"

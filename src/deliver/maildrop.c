@@ -63,16 +63,29 @@ message_size(const char *dir, const char *name, uint64_t *size_r)
 		}
 	}
 	snprintf(path, sizeof(path), "%s/cur/%s", dir, name);
-	FILE *f = fopen(path, "r");
-	if (f == NULL)
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return -1;
-	int c, prev = '\n';
+	/* Octets as RETR sends them: every LF not after a CR becomes CRLF. */
+	char buf[65536];
+	bool prev_cr = false;
+	ssize_t n;
 	v = 0;
-	while ((c = getc(f)) != EOF) {
-		v += c == '\n' && prev != '\r' ? 2 : 1;
-		prev = c;
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		v += (uint64_t)n;
+		const char *p = buf, *end = buf + n;
+		const char *nl;
+		while ((nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+			bool cr = nl > buf ? nl[-1] == '\r' : prev_cr;
+			if (!cr)
+				v++;
+			p = nl + 1;
+		}
+		prev_cr = buf[n - 1] == '\r';
 	}
-	fclose(f);
+	close(fd);
+	if (n < 0)
+		return -1;
 	*size_r = v;
 	return 0;
 }

@@ -5,6 +5,7 @@
 #include "pop3d/pop3_session.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -304,6 +305,8 @@ pop3_session_opened(struct pop3_session *s, struct maildrop *md, int err)
 	if (md == NULL) {
 		if (err == EWOULDBLOCK)
 			reply(s, "-ERR [IN-USE] Mailbox is locked by another session");
+		else if (err == EACCES || err == ENAMETOOLONG || err == ENOTDIR || err == ELOOP)
+			reply(s, "-ERR [SYS/PERM] Cannot open the mailbox: %s", strerror(err));
 		else
 			reply(s, "-ERR [SYS/TEMP] Cannot open the mailbox: %s", strerror(err));
 		log_warn("event=maildrop_failed session=%llx user=%s error=\"%s\"",
@@ -522,17 +525,18 @@ cmd_uidl(struct pop3_session *s, char *args)
 
 /* Converts file bytes to the wire: LF (or CRLF) → CRLF, dot-stuffing (RFC
  * 1939 §3); for TOP, stops after the headers and body_lines_left lines.
- * Returns false when TOP has sent all it should. */
+ * Works a line at a time (memchr), not a byte at a time. Returns false when
+ * TOP has sent all it should. */
 static bool
 retr_convert(struct pop3_session *s, const char *p, size_t n, struct evbuffer *out)
 {
 	struct pop3_retr *r = &s->retr;
+	const char *end = p + n;
 
-	for (size_t i = 0; i < n; i++) {
-		char c = p[i];
+	while (p < end) {
 		if (r->pending_cr) {
 			r->pending_cr = false;
-			if (c != '\n') {
+			if (*p != '\n') {
 				evbuffer_add(out, "\r", 1); /* a bare CR is content */
 				r->line_empty = false;
 			}
@@ -540,19 +544,25 @@ retr_convert(struct pop3_session *s, const char *p, size_t n, struct evbuffer *o
 		if (r->at_line_start) {
 			if (!r->in_headers && r->body_lines_left == 0)
 				return false;
-			if (c == '.')
+			if (*p == '.')
 				evbuffer_add(out, ".", 1);
 			r->at_line_start = false;
 		}
-		if (c == '\r') {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *stop = nl != NULL ? nl : end;
+		size_t len = (size_t)(stop - p);
+		/* A CR right before the LF (or at the chunk's end) is decided later. */
+		if (len > 0 && stop[-1] == '\r') {
+			len--;
 			r->pending_cr = true;
-			continue;
 		}
-		if (c != '\n') {
-			evbuffer_add(out, &c, 1);
+		if (len > 0) {
+			evbuffer_add(out, p, len);
 			r->line_empty = false;
-			continue;
 		}
+		if (nl == NULL)
+			break;
+		r->pending_cr = false;
 		evbuffer_add(out, "\r\n", 2);
 		if (r->in_headers && r->line_empty)
 			r->in_headers = false; /* the blank line that ends the header */
@@ -560,6 +570,7 @@ retr_convert(struct pop3_session *s, const char *p, size_t n, struct evbuffer *o
 			r->body_lines_left--;
 		r->at_line_start = true;
 		r->line_empty = true;
+		p = nl + 1;
 	}
 	return true;
 }
@@ -584,7 +595,6 @@ retr_fill(struct pop3_session *s)
 {
 	char chunk[RETR_CHUNK];
 	struct evbuffer *out = bufferevent_get_output(s->bev);
-	struct evbuffer *tmp = evbuffer_new();
 
 	while (s->retr.fd >= 0 && evbuffer_get_length(out) < POP3_OUTPUT_HIGHWAT) {
 		ssize_t n = read(s->retr.fd, chunk, sizeof(chunk));
@@ -599,14 +609,11 @@ retr_fill(struct pop3_session *s)
 			close_after(s);
 			break;
 		}
-		bool more = n > 0 && retr_convert(s, chunk, (size_t)n, tmp);
-		evbuffer_add_buffer(out, tmp);
-		if (!more) {
+		if (n == 0 || !retr_convert(s, chunk, (size_t)n, out)) {
 			retr_end(s);
 			break;
 		}
 	}
-	evbuffer_free(tmp);
 }
 
 static void
@@ -627,6 +634,8 @@ retr_start(struct pop3_session *s, char *args, bool top)
 	if ((m = msg_arg(s, args, &i)) == NULL)
 		return;
 	int fd = maildrop_open_msg(s->md, i);
+	if (fd >= 0)
+		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	if (fd < 0) {
 		reply(s, "-ERR [SYS/TEMP] Cannot read message %zu: %s", i + 1, strerror(errno));
 		return;
