@@ -312,6 +312,26 @@ count_rows(struct directory *dir, const char *sql, const char *a)
 	return n;
 }
 
+/* Runs a statement that must change a row. When none changed, *error_r
+ * becomes missing (which this function owns in every case). 0 or -1. */
+static int
+exec_changing(struct directory *dir, const char *sql, const char *a, const char *b,
+    char *missing, char **error_r)
+{
+	int changes = 0;
+
+	if (exec_bound(dir, sql, a, b, &changes, error_r) < 0) {
+		free(missing);
+		return -1;
+	}
+	if (changes == 0) {
+		*error_r = missing;
+		return -1;
+	}
+	free(missing);
+	return 0;
+}
+
 int
 directory_domain_add(struct directory *dir, const char *domain, const char *postmaster,
     char **error_r)
@@ -381,32 +401,20 @@ directory_user_add(struct directory *dir, const char *address, const char *hash,
 int
 directory_user_del(struct directory *dir, const char *address, char **error_r)
 {
-	int changes = 0;
-
-	if (exec_bound(dir, "DELETE FROM users WHERE address = ?", address, NULL, &changes,
-	    error_r) < 0)
-		return -1;
-	if (changes == 0) {
-		*error_r = xasprintf("no such user: %s", address);
-		return -1;
-	}
-	return 0;
+	return exec_changing(dir, "DELETE FROM users WHERE address = ?", address, NULL,
+	    xasprintf("no such user: %s", address), error_r);
 }
 
 int
 directory_user_set_cram(struct directory *dir, const char *address, const char *cram,
     char **error_r)
 {
-	int changes = 0;
-
-	if (exec_bound(dir, "UPDATE users SET cram_md5 = ?2 WHERE address = ?1", address, cram,
-	    &changes, error_r) < 0)
-		return -1;
-	if (changes == 0) {
+	if (!directory_user_exists(dir, address)) {
 		*error_r = xasprintf("no such user: %s", address);
 		return -1;
 	}
-	return 0;
+	return exec_bound(dir, "UPDATE users SET cram_md5 = ?2 WHERE address = ?1", address, cram,
+	    NULL, error_r);
 }
 
 int
@@ -461,16 +469,8 @@ int
 directory_access_del(struct directory *dir, const char *listener, const char *entry,
     char **error_r)
 {
-	int changes = 0;
-
-	if (exec_bound(dir, "DELETE FROM access WHERE listener = ? AND entry = ?", listener, entry,
-	    &changes, error_r) < 0)
-		return -1;
-	if (changes == 0) {
-		*error_r = xasprintf("%s is not on the %s access list", entry, listener);
-		return -1;
-	}
-	return 0;
+	return exec_changing(dir, "DELETE FROM access WHERE listener = ? AND entry = ?", listener,
+	    entry, xasprintf("%s is not on the %s access list", entry, listener), error_r);
 }
 
 int
@@ -618,16 +618,8 @@ directory_list_add(struct directory *dir, const char *name, const char *entry, c
 int
 directory_list_del(struct directory *dir, const char *name, const char *entry, char **error_r)
 {
-	int changes = 0;
-
-	if (exec_bound(dir, "DELETE FROM lists WHERE name = ? AND entry = ?", name, entry,
-	    &changes, error_r) < 0)
-		return -1;
-	if (changes == 0) {
-		*error_r = xasprintf("%s is not on the %s list", entry, name);
-		return -1;
-	}
-	return 0;
+	return exec_changing(dir, "DELETE FROM lists WHERE name = ? AND entry = ?", name, entry,
+	    xasprintf("%s is not on the %s list", entry, name), error_r);
 }
 
 int
