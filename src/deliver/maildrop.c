@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <stdint.h>
 #include <unistd.h>
 
 #include "deliver/maildir.h"
@@ -69,9 +70,11 @@ message_size(const char *dir, const char *name, uint64_t *size_r)
 	/* Octets as RETR sends them: every LF not after a CR becomes CRLF. */
 	char buf[65536];
 	bool prev_cr = false;
+	char last = '\n';
 	ssize_t n;
 	v = 0;
 	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		last = buf[n - 1];
 		v += (uint64_t)n;
 		const char *p = buf, *end = buf + n;
 		const char *nl;
@@ -86,6 +89,8 @@ message_size(const char *dir, const char *name, uint64_t *size_r)
 	close(fd);
 	if (n < 0)
 		return -1;
+	if (last != '\n')
+		v += 2; /* RETR ends an unterminated last line with CRLF */
 	*size_r = v;
 	return 0;
 }
@@ -122,21 +127,129 @@ cmp_msgs(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
+/* Sizes of messages whose names carry no W= (mail from other programs),
+ * remembered in DIR/.tegami-pop3.sizes ("SIZE NAME" lines) so that a login
+ * does not read every such message again: Maildir files never change. It is
+ * only a cache: a torn or stale file costs a recount, nothing else. */
+struct size_entry {
+	char *name;
+	uint64_t size;
+};
+
+struct size_cache {
+	struct size_entry *e;
+	size_t n, cap;
+	bool dirty;
+};
+
+static int
+cmp_entry(const void *a, const void *b)
+{
+	return strcmp(((const struct size_entry *)a)->name, ((const struct size_entry *)b)->name);
+}
+
+static void
+cache_add(struct size_cache *c, const char *name, uint64_t size)
+{
+	if (c->n == c->cap) {
+		c->cap = c->cap == 0 ? 64 : c->cap * 2;
+		c->e = xreallocarray(c->e, c->cap, sizeof(*c->e));
+	}
+	c->e[c->n].name = xstrdup(name);
+	c->e[c->n].size = size;
+	c->n++;
+}
+
+static void
+cache_load(const char *dir, struct size_cache *c)
+{
+	char path[PATH_BUF], line[1024];
+
+	snprintf(path, sizeof(path), "%s/.tegami-pop3.sizes", dir);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *sp = strchr(line, ' '), *nl = strchr(line, '\n');
+		uint64_t size;
+		if (sp == NULL || nl == NULL)
+			continue;
+		*sp = *nl = '\0';
+		if (str_parse_u64(line, &size) == 0 && sp[1] != '\0')
+			cache_add(c, sp + 1, size);
+	}
+	fclose(f);
+	if (c->n > 1)
+		qsort(c->e, c->n, sizeof(*c->e), cmp_entry);
+}
+
+static bool
+cache_get(const struct size_cache *c, const char *name, uint64_t *size_r)
+{
+	struct size_entry key = { (char *)(uintptr_t)name, 0 };
+	const struct size_entry *e = c->n > 0 ?
+	    bsearch(&key, c->e, c->n, sizeof(*c->e), cmp_entry) : NULL;
+
+	if (e == NULL)
+		return false;
+	*size_r = e->size;
+	return true;
+}
+
+/* Rewrites the cache with the sizes counted for this listing. */
+static void
+cache_save(const struct maildrop *md)
+{
+	char path[PATH_BUF], tmp[PATH_BUF + 8];
+
+	snprintf(path, sizeof(path), "%s/.tegami-pop3.sizes", md->dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	if (f == NULL)
+		return;
+	for (size_t i = 0; i < md->n; i++) {
+		const char *name = md->msgs[i].name;
+		if (strstr(name, ",W=") == NULL && strchr(name, '\n') == NULL)
+			fprintf(f, "%llu %s\n", (unsigned long long)md->msgs[i].size, name);
+	}
+	if (fclose(f) == 0)
+		rename(tmp, path);
+	else
+		unlink(tmp);
+}
+
+static void
+cache_free(struct size_cache *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		free(c->e[i].name);
+	free(c->e);
+}
+
 static int
 scan_cur(struct maildrop *md)
 {
 	char path[PATH_BUF];
 	struct dirent *de;
-	size_t cap = 0;
+	size_t cap = 0, cached = 0;
+	struct size_cache cache = { 0 };
 
 	snprintf(path, sizeof(path), "%s/cur", md->dir);
 	DIR *d = opendir(path);
 	if (d == NULL)
 		return errno == ENOENT ? 0 : -1;
+	cache_load(md->dir, &cache);
 	while ((de = readdir(d)) != NULL) {
 		uint64_t size;
-		if (de->d_name[0] == '.' || message_size(md->dir, de->d_name, &size) < 0)
+		if (de->d_name[0] == '.')
 			continue;
+		if (strstr(de->d_name, ",W=") == NULL && cache_get(&cache, de->d_name, &size)) {
+			cached++;
+		} else if (message_size(md->dir, de->d_name, &size) < 0) {
+			continue;
+		} else if (strstr(de->d_name, ",W=") == NULL) {
+			cache.dirty = true;
+		}
 		if (md->n == cap) {
 			cap = cap == 0 ? 64 : cap * 2;
 			md->msgs = xreallocarray(md->msgs, cap, sizeof(*md->msgs));
@@ -150,6 +263,10 @@ scan_cur(struct maildrop *md)
 	closedir(d);
 	if (md->n > 1)
 		qsort(md->msgs, md->n, sizeof(*md->msgs), cmp_msgs);
+	/* Rewrite when something was counted, or entries went away. */
+	if (cache.dirty || cached != cache.n)
+		cache_save(md);
+	cache_free(&cache);
 	return 0;
 }
 

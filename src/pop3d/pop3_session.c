@@ -525,27 +525,32 @@ cmd_uidl(struct pop3_session *s, char *args)
 
 /* Converts file bytes to the wire: LF (or CRLF) → CRLF, dot-stuffing (RFC
  * 1939 §3); for TOP, stops after the headers and body_lines_left lines.
- * Works a line at a time (memchr), not a byte at a time. Returns false when
- * TOP has sent all it should. */
-static bool
-retr_convert(struct pop3_session *s, const char *p, size_t n, struct evbuffer *out)
+ * Writes into dst (room for 2 * n + 2 octets: the worst case doubles every
+ * octet) a line at a time, and returns the octets written; *more becomes
+ * false when TOP has sent all it should. */
+static size_t
+retr_convert(struct pop3_session *s, const char *p, size_t n, char *dst, bool *more)
 {
 	struct pop3_retr *r = &s->retr;
 	const char *end = p + n;
+	char *o = dst;
 
+	*more = true;
 	while (p < end) {
 		if (r->pending_cr) {
 			r->pending_cr = false;
 			if (*p != '\n') {
-				evbuffer_add(out, "\r", 1); /* a bare CR is content */
+				*o++ = '\r'; /* a bare CR is content */
 				r->line_empty = false;
 			}
 		}
 		if (r->at_line_start) {
-			if (!r->in_headers && r->body_lines_left == 0)
-				return false;
+			if (!r->in_headers && r->body_lines_left == 0) {
+				*more = false;
+				break;
+			}
 			if (*p == '.')
-				evbuffer_add(out, ".", 1);
+				*o++ = '.';
 			r->at_line_start = false;
 		}
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -557,13 +562,15 @@ retr_convert(struct pop3_session *s, const char *p, size_t n, struct evbuffer *o
 			r->pending_cr = true;
 		}
 		if (len > 0) {
-			evbuffer_add(out, p, len);
+			memcpy(o, p, len);
+			o += len;
 			r->line_empty = false;
 		}
 		if (nl == NULL)
 			break;
 		r->pending_cr = false;
-		evbuffer_add(out, "\r\n", 2);
+		*o++ = '\r';
+		*o++ = '\n';
 		if (r->in_headers && r->line_empty)
 			r->in_headers = false; /* the blank line that ends the header */
 		else if (!r->in_headers && r->body_lines_left > 0)
@@ -572,7 +579,7 @@ retr_convert(struct pop3_session *s, const char *p, size_t n, struct evbuffer *o
 		r->line_empty = true;
 		p = nl + 1;
 	}
-	return true;
+	return (size_t)(o - dst);
 }
 
 static void
@@ -595,6 +602,7 @@ retr_fill(struct pop3_session *s)
 {
 	char chunk[RETR_CHUNK];
 	struct evbuffer *out = bufferevent_get_output(s->bev);
+	struct evbuffer_iovec vec;
 
 	while (s->retr.fd >= 0 && evbuffer_get_length(out) < POP3_OUTPUT_HIGHWAT) {
 		ssize_t n = read(s->retr.fd, chunk, sizeof(chunk));
@@ -609,7 +617,16 @@ retr_fill(struct pop3_session *s)
 			close_after(s);
 			break;
 		}
-		if (n == 0 || !retr_convert(s, chunk, (size_t)n, out)) {
+		bool more = n > 0;
+		if (n > 0) {
+			/* Convert straight into the output buffer: one copy. */
+			if (evbuffer_reserve_space(out, 2 * (ev_ssize_t)n + 2, &vec, 1) != 1)
+				fatalx("evbuffer_reserve_space failed");
+			vec.iov_len = retr_convert(s, chunk, (size_t)n, vec.iov_base, &more);
+			evbuffer_commit_space(out, &vec, 1);
+		}
+		/* A short read of a regular file is its end: no extra read(2). */
+		if (!more || (size_t)n < sizeof(chunk)) {
 			retr_end(s);
 			break;
 		}
@@ -634,8 +651,6 @@ retr_start(struct pop3_session *s, char *args, bool top)
 	if ((m = msg_arg(s, args, &i)) == NULL)
 		return;
 	int fd = maildrop_open_msg(s->md, i);
-	if (fd >= 0)
-		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	if (fd < 0) {
 		reply(s, "-ERR [SYS/TEMP] Cannot read message %zu: %s", i + 1, strerror(errno));
 		return;
