@@ -54,7 +54,8 @@ import sys
 import threading
 import time
 
-PAGE = os.sysconf("SC_PAGE_SIZE")
+from procinfo import mem_of as pids_mem, tree_pids  # noqa: E402 (bench/ is the script's dir)
+
 
 # connection states
 CONNECTING, BANNER, EHLO1, STARTTLS, HANDSHAKE, BANNER_TLS, EHLO2, IDLE, DONE = range(9)
@@ -287,42 +288,10 @@ def worker(wid, a, n, start_at, conn_pipe):
 
 # ---- parent: memory sampling and the probe --------------------------------------
 
-def tree_pids(root):
-    kids = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                s = f.read()
-            kids.setdefault(int(s[s.rindex(")") + 2:].split()[1]), []).append(int(d))
-        except (OSError, ValueError):
-            pass
-    out, todo = [], [root]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(kids.get(p, []))
-    return out
-
-
 def mem_of(root):
     if not root:
         return (0, 0, 0)
-    rss = pss = n = 0
-    for p in tree_pids(root):
-        try:
-            with open("/proc/%d/statm" % p) as f:
-                rss += int(f.read().split()[1]) * PAGE
-            with open("/proc/%d/smaps_rollup" % p) as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        pss += int(line.split()[1]) * 1024
-                        break
-            n += 1
-        except OSError:
-            pass
-    return n, rss, pss
+    return pids_mem(tree_pids(root))
 
 
 def proc_alive(pid):

@@ -48,31 +48,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
-PAGE = os.sysconf("SC_PAGE_SIZE")
+from procinfo import tree_pids, mem_of, comm_counts  # noqa: E402 (bench/ is the script's dir)
+
 TCK = os.sysconf("SC_CLK_TCK")
 
 
 # ---------------------------------------------------------------- /proc helpers
-def tree_pids(root):
-    kids = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                s = f.read()
-            ppid = int(s[s.rindex(")") + 2:].split()[1])
-            kids.setdefault(ppid, []).append(int(d))
-        except (OSError, ValueError):
-            pass
-    out, todo = [], [root]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(kids.get(p, []))
-    return out
-
-
 def proc_stat(pid):
     with open("/proc/%d/stat" % pid) as f:
         s = f.read()
@@ -104,35 +85,6 @@ def thread_cpu_s(pid):
         return None
     v = s[s.rindex(")") + 2:].split()
     return (int(v[11]) + int(v[12])) / TCK
-
-
-def mem_of(pids):
-    rss = pss = n = 0
-    for p in pids:
-        try:
-            with open("/proc/%d/statm" % p) as f:
-                rss += int(f.read().split()[1]) * PAGE
-            with open("/proc/%d/smaps_rollup" % p) as f:
-                for ln in f:
-                    if ln.startswith("Pss:"):
-                        pss += int(ln.split()[1]) * 1024
-                        break
-            n += 1
-        except OSError:
-            pass
-    return n, rss, pss
-
-
-def comm_counts(pids):
-    c = {}
-    for p in pids:
-        try:
-            with open("/proc/%d/comm" % p) as f:
-                k = f.read().strip()
-            c[k] = c.get(k, 0) + 1
-        except OSError:
-            pass
-    return c
 
 
 def machine_cpu():
