@@ -14,6 +14,7 @@ import os
 import pathlib
 import signal
 import socket
+import ssl
 import subprocess
 import time
 
@@ -51,17 +52,43 @@ def free_port():
     raise RuntimeError("no free port in 20000-32000")
 
 
-class RawSMTP:
-    """A byte-exact SMTP client: what we send is exactly what goes on the wire."""
-
-    def __init__(self, port, host="127.0.0.1", timeout=10):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.buf = b""
+class LineSocket:
+    """What the byte-exact protocol clients share: raw sends, and telling
+    whether the server closed the connection. Subclasses set self.sock and
+    self.buf (bytes or bytearray) and parse replies their own way."""
 
     def send(self, data):
         if isinstance(data, str):
             data = data.encode()
         self.sock.sendall(data)
+
+    def closed(self, timeout=5):
+        """True when the server closes the connection (after any pending data)."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except (socket.timeout, TimeoutError):
+            return False
+        except (ConnectionResetError, ssl.SSLError):
+            return True
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class RawSMTP(LineSocket):
+    """A byte-exact SMTP client: what we send is exactly what goes on the wire."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=10):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buf = b""
 
     def _line(self):
         while b"\r\n" not in self.buf:
@@ -85,25 +112,6 @@ class RawSMTP:
         self.send(line + "\r\n")
         return self.reply()
 
-    def closed(self, timeout=5):
-        """True when the server closes the connection (after any pending data)."""
-        self.sock.settimeout(timeout)
-        try:
-            while True:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    return True
-                self.buf += chunk
-        except (socket.timeout, TimeoutError):
-            return False
-        except ConnectionResetError:
-            return True
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
 
 
 class Tegami:

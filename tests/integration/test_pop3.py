@@ -18,6 +18,8 @@ import time
 
 import pytest
 
+from conftest import LineSocket
+
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
 SENDER = "x@example.org"
@@ -52,7 +54,7 @@ def wait_until(check, timeout=5.0, interval=0.05):
         time.sleep(interval)
 
 
-class Pop3:
+class Pop3(LineSocket):
     """A byte-exact POP3 client over a real socket."""
 
     def __init__(self, port, tls=False, timeout=10, host="127.0.0.1"):
@@ -61,11 +63,6 @@ class Pop3:
             self.sock = client_ctx().wrap_socket(self.sock, server_hostname="localhost")
         self.buf = bytearray()
         self.greeting = self.line()
-
-    def send(self, data):
-        if isinstance(data, str):
-            data = data.encode()
-        self.sock.sendall(data)
 
     def _fill(self):
         chunk = self.sock.recv(1 << 20)
@@ -152,25 +149,6 @@ class Pop3:
         self.sock = client_ctx().wrap_socket(self.sock, server_hostname="localhost")
         return r
 
-    def closed(self, timeout=5):
-        """True when the server closes the connection (after pending data)."""
-        self.sock.settimeout(timeout)
-        try:
-            while True:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    return True
-                self.buf += chunk
-        except (socket.timeout, TimeoutError):
-            return False
-        except (ConnectionResetError, ssl.SSLError):
-            return True
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
 
 
 def greets(port):
