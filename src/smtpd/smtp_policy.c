@@ -71,11 +71,12 @@ smtp_policy_mail(struct smtp_session *s, const struct mail_addr *addr, const cha
 	bool check_from = strcmp(cfg->auth_verify_mail_from, "all") == 0 ||
 	    (strcmp(cfg->auth_verify_mail_from, "not_accept_list") == 0 &&
 	    !directory_list_has(dir, "accept", sender));
-	if (check_from && local && !sender_known(s, addr))
+	bool known = local && sender_known(s, addr);
+	if (check_from && local && !known)
 		return refuse(s, "auth.verify_mail_from", "553 5.7.1 Error: sender address "
 		    "is not in the directory");
 	s->sender_local = local;
-	s->sender_known = local && sender_known(s, addr);
+	s->sender_known = known;
 	return 0;
 }
 
