@@ -25,12 +25,16 @@
 #include "lib/drain.h"
 #include "lib/log.h"
 #include "lib/netaddr.h"
+#include "lib/sendq.h"
 #include "lib/strutil.h"
 #include "lib/tls.h"
 #include "lib/xmalloc.h"
 #include "mail/sasl.h"
 
 #define RETR_CHUNK 65536
+/* Read-ahead (see ahead_load): only messages up to this many octets. */
+#define AHEAD_MAX (64 * 1024)
+#define AHEAD_NONE SIZE_MAX
 
 static void read_cb(struct bufferevent *bev, void *arg);
 static void write_cb(struct bufferevent *bev, void *arg);
@@ -55,7 +59,22 @@ reply(struct pop3_session *s, const char *fmt, ...)
 		n = (int)sizeof(line) - 3;
 	line[n++] = '\r';
 	line[n++] = '\n';
-	evbuffer_add(bufferevent_get_output(s->bev), line, (size_t)n);
+	evbuffer_add(s->out, line, (size_t)n);
+}
+
+/* Hands the gathered replies to the connection (lib/sendq.h): straight onto
+ * a plain socket when nothing is queued before them. */
+static void
+flush_out(struct pop3_session *s)
+{
+	sendq_flush(s->bev, s->out, !s->tls);
+}
+
+/* Octets not yet on the wire, gathered or queued in the bufferevent. */
+static size_t
+out_pending(struct pop3_session *s)
+{
+	return evbuffer_get_length(s->out) + evbuffer_get_length(bufferevent_get_output(s->bev));
 }
 
 static void
@@ -80,6 +99,12 @@ pop3_session_create(struct pop3_server *srv, int fd, const struct sockaddr *sa, 
 	s->id = id;
 	s->kind = kind;
 	s->retr.fd = -1;
+	s->out = evbuffer_new();
+	s->ahead = evbuffer_new();
+	if (s->out == NULL || s->ahead == NULL)
+		fatalx("evbuffer_new failed");
+	s->ahead_index = AHEAD_NONE;
+	s->next_retr = AHEAD_NONE;
 	netaddr_ip(sa, s->ip, sizeof(s->ip));
 	if (kind == POP3_LISTENER_TLS) {
 		s->bev = tls_bufferevent_accept(base, fd, NULL, ctx);
@@ -94,6 +119,7 @@ pop3_session_create(struct pop3_server *srv, int fd, const struct sockaddr *sa, 
 	    (unsigned long long)id, s->ip, s->tls ? "yes" : "no");
 	/* No APOP timestamp: APOP needs the plaintext password (A8). */
 	reply(s, "+OK tegami POP3 server ready");
+	flush_out(s);
 	return s;
 }
 
@@ -118,8 +144,9 @@ sasl_end(struct pop3_session *s)
 void
 pop3_session_destroy(struct pop3_session *s)
 {
-	log_info("event=disconnect service=pop3 session=%llx client=%s user=%s",
-	    (unsigned long long)s->id, s->ip, s->login != NULL ? s->login : "-");
+	log_info("event=disconnect service=pop3 session=%llx client=%s user=%s retrieved=%zu "
+	    "read_ahead=%zu", (unsigned long long)s->id, s->ip,
+	    s->login != NULL ? s->login : "-", s->retrieved, s->ahead_used);
 	pop3_server_session_closed(s->srv, s);
 	pop3_server_session_gone(s);
 	if (s->auth_req != NULL)
@@ -131,6 +158,8 @@ pop3_session_destroy(struct pop3_session *s)
 	sasl_end(s);
 	maildrop_close(&s->md); /* a dropped connection deletes nothing */
 	bufferevent_free(s->bev);
+	evbuffer_free(s->out);
+	evbuffer_free(s->ahead);
 	free(s->user);
 	free(s->login);
 	free(s);
@@ -151,6 +180,7 @@ finish(struct pop3_session *s)
 {
 	if (s->busy || s->drain != NULL)
 		return;
+	flush_out(s);
 	if (tls_bufferevent_flushed(s->bev)) {
 		pop3_session_destroy(s);
 		return;
@@ -431,6 +461,7 @@ cmd_stls(struct pop3_session *s, char *args)
 		return;
 	}
 	reply(s, "+OK Begin TLS negotiation");
+	flush_out(s); /* in the clear, before the TLS layer goes on top */
 	/* RFC 2595 §4 (the CVE-2011-0411 class): nothing sent before the
 	 * handshake is executed after it. */
 	evbuffer_drain(bufferevent_get_input(under), evbuffer_get_length(bufferevent_get_input(under)));
@@ -529,9 +560,8 @@ cmd_uidl(struct pop3_session *s, char *args)
  * octet) a line at a time, and returns the octets written; *more becomes
  * false when TOP has sent all it should. */
 static size_t
-retr_convert(struct pop3_session *s, const char *p, size_t n, char *dst, bool *more)
+retr_convert(struct pop3_retr *r, const char *p, size_t n, char *dst, bool *more)
 {
-	struct pop3_retr *r = &s->retr;
 	const char *end = p + n;
 	char *o = dst;
 
@@ -583,32 +613,64 @@ retr_convert(struct pop3_session *s, const char *p, size_t n, char *dst, bool *m
 }
 
 static void
-retr_end(struct pop3_session *s)
+retr_begin(struct pop3_retr *r, int fd, long body_lines)
 {
-	struct evbuffer *out = bufferevent_get_output(s->bev);
-
-	if (s->retr.pending_cr)
-		evbuffer_add(out, "\r", 1);
-	if (!s->retr.at_line_start)
-		evbuffer_add(out, "\r\n", 2);
-	evbuffer_add(out, ".\r\n", 3);
-	retr_stop(s);
-	s->busy = false;
+	memset(r, 0, sizeof(*r));
+	r->fd = fd;
+	r->at_line_start = true;
+	r->in_headers = true;
+	r->line_empty = true;
+	r->body_lines_left = body_lines;
 }
 
-/* Streams more of the message while the output buffer has room. */
+/* Reads the next chunk of r's file and appends it, converted, to dst:
+ * 1 more to come, 0 the message is complete (terminated with CRLF.CRLF),
+ * -1 a read error (errno). */
+static int
+retr_read(struct pop3_retr *r, struct evbuffer *dst)
+{
+	char chunk[RETR_CHUNK];
+	struct evbuffer_iovec vec;
+	ssize_t n;
+
+	do
+		n = read(r->fd, chunk, sizeof(chunk));
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -1;
+	bool more = n > 0;
+	if (n > 0) {
+		/* Convert straight into the output buffer: one copy. */
+		if (evbuffer_reserve_space(dst, 2 * (ev_ssize_t)n + 2, &vec, 1) != 1)
+			fatalx("evbuffer_reserve_space failed");
+		vec.iov_len = retr_convert(r, chunk, (size_t)n, vec.iov_base, &more);
+		evbuffer_commit_space(dst, &vec, 1);
+	}
+	/* A short read of a regular file is its end: no extra read(2). */
+	if (more && (size_t)n == sizeof(chunk))
+		return 1;
+	if (r->pending_cr)
+		evbuffer_add(dst, "\r", 1);
+	if (!r->at_line_start)
+		evbuffer_add(dst, "\r\n", 2);
+	evbuffer_add(dst, ".\r\n", 3);
+	return 0;
+}
+
+static void
+ahead_drop(struct pop3_session *s)
+{
+	evbuffer_drain(s->ahead, evbuffer_get_length(s->ahead));
+	s->ahead_index = AHEAD_NONE;
+}
+
+/* Streams more of the message while the output has room. */
 static void
 retr_fill(struct pop3_session *s)
 {
-	char chunk[RETR_CHUNK];
-	struct evbuffer *out = bufferevent_get_output(s->bev);
-	struct evbuffer_iovec vec;
-
-	while (s->retr.fd >= 0 && evbuffer_get_length(out) < POP3_OUTPUT_HIGHWAT) {
-		ssize_t n = read(s->retr.fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
+	while (s->retr.fd >= 0 && out_pending(s) < POP3_OUTPUT_HIGHWAT) {
+		int r = retr_read(&s->retr, s->out);
+		if (r < 0) {
 			/* Mid-message we cannot take the +OK back: end the session. */
 			log_error("event=retr_failed session=%llx error=\"%s\"",
 			    (unsigned long long)s->id, strerror(errno));
@@ -617,20 +679,46 @@ retr_fill(struct pop3_session *s)
 			close_after(s);
 			break;
 		}
-		bool more = n > 0;
-		if (n > 0) {
-			/* Convert straight into the output buffer: one copy. */
-			if (evbuffer_reserve_space(out, 2 * (ev_ssize_t)n + 2, &vec, 1) != 1)
-				fatalx("evbuffer_reserve_space failed");
-			vec.iov_len = retr_convert(s, chunk, (size_t)n, vec.iov_base, &more);
-			evbuffer_commit_space(out, &vec, 1);
-		}
-		/* A short read of a regular file is its end: no extra read(2). */
-		if (!more || (size_t)n < sizeof(chunk)) {
-			retr_end(s);
+		if (r == 0) {
+			retr_stop(s);
+			s->busy = false;
 			break;
 		}
+		flush_out(s);
 	}
+}
+
+/* Read-ahead: POP3 clients fetch a mailbox in order (RETR 1, 2, 3 …), one
+ * command at a time. Once RETR n is answered and the client has everything
+ * it asked for, message n+1 is read and converted while the client is still
+ * taking in message n, so that RETR n+1 is answered without touching the
+ * disk. At most one message of at most AHEAD_MAX octets per session; a
+ * command for anything else just drops it. */
+static void
+ahead_load(struct pop3_session *s)
+{
+	size_t i = s->next_retr;
+	struct pop3_retr r;
+
+	if (s->state != POP3_STATE_TRANSACTION || s->busy || s->closing ||
+	    i >= s->md->n || s->ahead_index == i || s->md->msgs[i].deleted ||
+	    s->md->msgs[i].size > AHEAD_MAX || out_pending(s) > 0 ||
+	    evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
+		return;
+	ahead_drop(s);
+	int fd = maildrop_open_msg(s->md, i);
+	if (fd < 0)
+		return; /* RETR will try again and say why */
+	retr_begin(&r, fd, -1);
+	int rc;
+	while ((rc = retr_read(&r, s->ahead)) > 0 &&
+	    evbuffer_get_length(s->ahead) <= AHEAD_MAX + RETR_CHUNK)
+		;
+	close(fd);
+	if (rc == 0)
+		s->ahead_index = i;
+	else
+		ahead_drop(s);
 }
 
 static void
@@ -650,21 +738,28 @@ retr_start(struct pop3_session *s, char *args, bool top)
 	}
 	if ((m = msg_arg(s, args, &i)) == NULL)
 		return;
+	if (!top && s->ahead_index == i) {
+		reply(s, "+OK %llu octets", (unsigned long long)m->size);
+		evbuffer_add_buffer(s->out, s->ahead); /* moves, no copy */
+		s->ahead_index = AHEAD_NONE;
+		s->retrieved++;
+		s->ahead_used++;
+		s->next_retr = i + 1;
+		return;
+	}
 	int fd = maildrop_open_msg(s->md, i);
 	if (fd < 0) {
 		reply(s, "-ERR [SYS/TEMP] Cannot read message %zu: %s", i + 1, strerror(errno));
 		return;
 	}
-	memset(&s->retr, 0, sizeof(s->retr));
-	s->retr.fd = fd;
-	s->retr.at_line_start = true;
-	s->retr.in_headers = true;
-	s->retr.line_empty = true;
-	s->retr.body_lines_left = top ? (long)lines : -1;
-	if (top)
+	retr_begin(&s->retr, fd, top ? (long)lines : -1);
+	if (top) {
 		reply(s, "+OK");
-	else
+	} else {
 		reply(s, "+OK %llu octets", (unsigned long long)m->size);
+		s->next_retr = i + 1;
+		s->retrieved++;
+	}
 	s->busy = true;
 	retr_fill(s);
 }
@@ -690,6 +785,8 @@ cmd_dele(struct pop3_session *s, char *args)
 	if ((m = msg_arg(s, args, &i)) == NULL)
 		return;
 	m->deleted = true;
+	if (s->ahead_index == i)
+		ahead_drop(s);
 	reply(s, "+OK Message %zu deleted", i + 1);
 }
 
@@ -815,7 +912,7 @@ session_input(struct pop3_session *s)
 	char challenge[512];
 
 	while (!s->busy && !s->closing) {
-		if (evbuffer_get_length(bufferevent_get_output(s->bev)) > POP3_OUTPUT_HIGHWAT)
+		if (out_pending(s) > POP3_OUTPUT_HIGHWAT)
 			break;
 		int r = read_line(s, line, sizeof(line));
 		if (r == 0)
@@ -828,10 +925,15 @@ session_input(struct pop3_session *s)
 		else
 			dispatch(s, line);
 	}
+	flush_out(s);
 	if (s->eof && !s->busy)
 		s->closing = true;
-	if (s->closing && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
-		finish(s);
+	if (s->closing) {
+		if (out_pending(s) == 0)
+			finish(s); /* may free s */
+		return;
+	}
+	ahead_load(s);
 }
 
 static void

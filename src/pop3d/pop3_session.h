@@ -12,6 +12,7 @@
 #include "pop3d/pop3_server.h"
 
 struct bufferevent;
+struct evbuffer;
 struct maildrop;
 struct sasl_exchange;
 struct auth_request;
@@ -55,6 +56,11 @@ struct pop3_session {
 	struct drain *drain;         /* closing: waits for the last reply to go out */
 	struct maildrop *md;
 	struct pop3_retr retr;
+	struct evbuffer *out;          /* replies gathered for one write (lib/sendq.h) */
+	struct evbuffer *ahead;        /* read-ahead: message ahead_index, on the wire form */
+	size_t ahead_index;            /* SIZE_MAX: none */
+	size_t next_retr;              /* the message after the last RETR (SIZE_MAX: none) */
+	size_t retrieved, ahead_used;  /* RETRs answered; of those, from the read-ahead */
 	struct pop3_open_job *job;     /* the maildrop is being opened on a worker */
 };
 
