@@ -16,6 +16,7 @@
 #include "lib/drain.h"
 #include "lib/log.h"
 #include "lib/netaddr.h"
+#include "lib/sendq.h"
 #include "lib/tls.h"
 #include "lib/xmalloc.h"
 #include "queue/spool.h"
@@ -30,6 +31,7 @@ static const char *const state_names[] = {
 };
 
 static void session_read_cb(struct bufferevent *bev, void *arg);
+static void session_flush(struct smtp_session *s);
 static void session_write_cb(struct bufferevent *bev, void *arg);
 static void session_event_cb(struct bufferevent *bev, short what, void *arg);
 
@@ -78,6 +80,8 @@ smtp_session_create(struct smtp_server *srv, int fd, const struct sockaddr *sa, 
 	s->srv = srv;
 	s->id = id;
 	s->kind = kind;
+	if ((s->out = evbuffer_new()) == NULL)
+		fatalx("evbuffer_new failed");
 	netaddr_ip(sa, s->ip, sizeof(s->ip));
 	if (kind == SMTP_LISTENER_SMTPS) {
 		s->bev = tls_bufferevent_accept(smtp_server_base(srv), fd, NULL, ctx);
@@ -91,6 +95,7 @@ smtp_session_create(struct smtp_server *srv, int fd, const struct sockaddr *sa, 
 	log_info("event=connect session=%llx client=%s listener=%s", (unsigned long long)id, s->ip,
 	    smtp_listener_name(kind));
 	smtp_session_reply(s, "220 %s ESMTP tegami", cfg->server_hostname);
+	session_flush(s);
 	return s;
 }
 
@@ -100,6 +105,7 @@ smtp_session_starttls(struct smtp_session *s, struct ssl_ctx_st *ctx)
 	struct bufferevent *under = s->bev;
 
 	smtp_session_reply(s, "220 2.0.0 Ready to start TLS");
+	session_flush(s); /* in the clear, before the TLS layer goes on top */
 	/* Anything pipelined after STARTTLS arrived in plaintext: never run it. */
 	evbuffer_drain(bufferevent_get_input(under), evbuffer_get_length(bufferevent_get_input(under)));
 	s->skip_line = false;
@@ -149,6 +155,7 @@ drain_done(void *arg)
 static void
 session_finish(struct smtp_session *s)
 {
+	session_flush(s);
 	if (tls_bufferevent_flushed(s->bev)) {
 		smtp_session_destroy(s);
 		return;
@@ -168,11 +175,14 @@ smtp_session_destroy(struct smtp_session *s)
 	drain_cancel(&s->drain);
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
+	evbuffer_free(s->out);
 	free(s->helo);
 	free(s);
 }
 
-/* One evbuffer_add per reply line: under TLS each add may become a record. */
+/* Replies are gathered in s->out and leave in one write per burst of
+ * commands (session_flush): one TLS record, one segment, for a pipelined
+ * group (RFC 2920). */
 static void session_vreply(struct smtp_session *s, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 
@@ -188,7 +198,22 @@ session_vreply(struct smtp_session *s, const char *fmt, va_list ap)
 		n = (int)sizeof(line) - 3;
 	line[n++] = '\r';
 	line[n++] = '\n';
-	evbuffer_add(bufferevent_get_output(s->bev), line, (size_t)n);
+	evbuffer_add(s->out, line, (size_t)n);
+}
+
+/* Hands the gathered replies to the connection (lib/sendq.h): straight onto
+ * a plain socket when nothing is queued before them. */
+static void
+session_flush(struct smtp_session *s)
+{
+	sendq_flush(s->bev, s->out, !s->tls);
+}
+
+/* Reply octets not yet on the wire. */
+static size_t
+session_out_pending(struct smtp_session *s)
+{
+	return evbuffer_get_length(s->out) + evbuffer_get_length(bufferevent_get_output(s->bev));
 }
 
 void
@@ -280,10 +305,9 @@ smtp_session_input(struct smtp_session *s)
 {
 	char line[SMTP_AUTH_LINE_MAX + 1];
 	size_t len;
-	struct evbuffer *out = bufferevent_get_output(s->bev);
 
 	while (!s->busy && !s->closing) {
-		if (evbuffer_get_length(out) > SMTP_OUTPUT_MAX) {
+		if (session_out_pending(s) > SMTP_OUTPUT_MAX) {
 			/* The client does not read its replies: wait for the write
 			 * callback before handling more (the write cb resumes). */
 			break;
@@ -303,12 +327,12 @@ smtp_session_input(struct smtp_session *s)
 		else
 			smtp_command_dispatch(s, line, len);
 	}
-	if (s->eof && !s->busy) {
-		/* Everything the client sent before closing is answered. */
-		s->closing = true;
-		if (evbuffer_get_length(out) == 0)
-			session_finish(s);
-	}
+	session_flush(s);
+	if (s->eof && !s->busy)
+		s->closing = true; /* everything sent before the close is answered */
+	/* Closing with every reply on the wire: no write callback will come. */
+	if (s->closing && !s->busy && session_out_pending(s) == 0)
+		session_finish(s); /* frees s */
 }
 
 void
@@ -364,6 +388,11 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 		    (unsigned long long)s->id, s->ip, state_names[s->state]);
 		smtp_session_close(s, "421 4.4.2 %s Error: timeout exceeded",
 		    cfg->server_hostname);
+		session_flush(s);
+		if (session_out_pending(s) == 0) {
+			session_finish(s);
+			return;
+		}
 		bufferevent_enable(bev, EV_WRITE);
 		return;
 	}

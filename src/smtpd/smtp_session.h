@@ -20,6 +20,7 @@
 #include "smtpd/smtp_server.h"
 
 struct bufferevent;
+struct evbuffer;
 struct spool_msg;
 struct smtp_server;
 struct smtp_job;
@@ -58,6 +59,7 @@ struct smtp_data_reader {
 struct smtp_session {
 	struct smtp_server *srv;
 	struct bufferevent *bev;
+	struct evbuffer *out;        /* replies gathered for one write (lib/sendq.h) */
 	uint64_t id;
 	size_t slot;         /* index in the server's session array */
 	char ip[INET6_ADDRSTRLEN];
@@ -123,9 +125,10 @@ void smtp_session_close(struct smtp_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void smtp_session_reset_tx(struct smtp_session *s);
 void smtp_session_enter(struct smtp_session *s, enum smtp_state state);
-/* Handles buffered input until it runs out or the session waits. May free
- * the session (after the client closed its side): callers must not touch s
- * afterwards. */
+/* Handles buffered input until it runs out or the session waits, then sends
+ * the replies. May free the session (the client closed its side, or the
+ * session is closing and its last reply is on the wire): callers must not
+ * touch s afterwards. */
 void smtp_session_input(struct smtp_session *s);
 /* Spool result for m: 0 committed, -1 failed with errno err. */
 void smtp_session_spooled(struct smtp_session *s, const struct spool_msg *m, int result, int err);

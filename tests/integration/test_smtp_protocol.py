@@ -5,6 +5,7 @@ code where the issue names one. Requirement IDs are cited per test.
 """
 import re
 import socket
+import threading
 import time
 
 import pytest
@@ -698,3 +699,34 @@ def test_dual_listeners_ipv4_and_ipv6(tegami_new):
         transaction(c, "a@example.org", [ALICE])
         c.close()
     tegami_new.wait_messages(ALICE, 2)
+
+
+# --- replies the client does not read at once (RFC 2920 §3.1 deadlock rule) --
+
+def test_pipelined_replies_wait_for_a_slow_reader(tegami):
+    """S1, RFC 2920: 20,000 pipelined NOOPs whose replies (280 KB) overflow the
+    socket and the server's output cap while the client reads nothing; once it
+    reads, every reply arrives, in order, and the session goes on normally.
+    Replies are written straight to the socket while it takes them and queued
+    once it does not: the two must never reorder or drop a line."""
+    c = tegami.raw()
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    n = 20000
+    batch = b"EHLO client.example\r\n" + b"NOOP\r\n" * n + b"MAIL FROM:<x@example.org>\r\n"
+    sender = threading.Thread(target=c.sock.sendall, args=(batch,))
+    sender.start()
+    time.sleep(1.0)                       # the server stalls on its full output
+    code, lines = c.reply()
+    assert code == 250 and "PIPELINING" in lines
+    for i in range(n):
+        assert c.reply() == (250, ["2.0.0 Ok"]), i
+    sender.join(30)
+    assert not sender.is_alive()
+    assert c.reply()[0] == 250            # MAIL
+    expect(c, "RCPT TO:<%s>" % ALICE, 250)
+    expect(c, "DATA", 354)
+    c.send("Subject: after the flood\r\n\r\nok\r\n.\r\n")
+    code, texts = c.reply()
+    assert code == 250 and QUEUED.match(texts[-1]), texts
+    expect(c, "QUIT", 221)
+    assert c.closed()
