@@ -5,7 +5,7 @@
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libevent-dev libssl-dev libsqlite3-dev
-            libcrypt-dev libc-ares-dev libjansson-dev libgmime-3.0-dev)
+            libcrypt-dev libc-ares-dev libjansson-dev libgmime-3.0-dev libcap-dev)
 test_pkgs=(libcmocka-dev python3-pytest swaks openssl curl msmtp fetchmail getmail6)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 

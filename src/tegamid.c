@@ -27,6 +27,7 @@
 #include "lib/db.h"
 #include "lib/fsutil.h"
 #include "lib/log.h"
+#include "lib/privdrop.h"
 #include "lib/tls.h"
 #include "lib/workers.h"
 #include "lib/xmalloc.h"
@@ -53,7 +54,18 @@ struct daemon {
 	struct smtp_server *smtp;
 	struct pop3_server *pop3;
 	struct event *ev_term, *ev_int, *ev_hup, *ev_poll;
+	struct privdrop priv;      /* the data directory's owner, whom root becomes */
 };
+
+static void __attribute__((noreturn))
+start_failed(struct daemon *d, const char *what, const char *err)
+{
+	log_error("event=start_failed what=%s error=\"%s\"", what, err);
+	fprintf(stderr, "tegamid: %s: %s\n", what, err);
+	if (d->pid_path[0] != '\0')
+		unlink(d->pid_path);
+	exit(1);
+}
 
 static void
 usage(FILE *out)
@@ -142,6 +154,28 @@ state_write(struct daemon *d)
 		rename(tmp, path);
 }
 
+/* A self-signed certificate and key in dir, made as the data directory's
+ * owner, who reads them again at each reload. 0, or -1 with a reason. */
+static int
+selfsigned_make(struct daemon *d, const char *dir, const char *cert, const char *key,
+    char *err, size_t errsize)
+{
+	char back[256];
+	int rc;
+
+	if (privdrop_as_owner(&d->priv, err, errsize) < 0)
+		return -1;
+	if (fs_mkdir_p(dir, 0750) < 0) {
+		snprintf(err, errsize, "cannot create %.*s: %s", 400, dir, strerror(errno));
+		rc = -1;
+	} else {
+		rc = tls_selfsigned_create(d->cfg.server_hostname, cert, key, err, errsize);
+	}
+	if (privdrop_as_root(&d->priv, back, sizeof(back)) < 0)
+		fatalx("%s", back);
+	return rc;
+}
+
 /* The TLS context from the settings; with no certificate configured, a
  * self-signed one is made in DATA/tls/ on first use (A2). Returns NULL with
  * a reason in err. */
@@ -159,8 +193,7 @@ tls_load(struct daemon *d, char *err, size_t errsize)
 		snprintf(cert, sizeof(cert), "%s/self-signed.crt", dir);
 		snprintf(key, sizeof(key), "%s/self-signed.key", dir);
 		if (access(cert, R_OK) < 0 || access(key, R_OK) < 0) {
-			if (fs_mkdir_p(dir, 0750) < 0 ||
-			    tls_selfsigned_create(d->cfg.server_hostname, cert, key, err, errsize) < 0)
+			if (selfsigned_make(d, dir, cert, key, err, errsize) < 0)
 				return NULL;
 			log_info("event=tls_selfsigned cert=%s hostname=%s "
 			    "note=\"set tls.cert_file and tls.key_file for a real certificate\"",
@@ -313,6 +346,23 @@ raise_fd_limit(void)
 	}
 }
 
+/* Ports bound and TLS key read as root: from here on, the owner of the data
+ * directory, before the first client byte (STYLE, "Process and privilege"). */
+static void
+become_owner(struct daemon *d)
+{
+	char err[512];
+
+	if (privdrop_final(&d->priv, true, err, sizeof(err)) < 0)
+		start_failed(d, "privilege drop", err);
+	if (d->priv.dropped)
+		log_info("event=privileges_dropped user=%s uid=%lu gid=%lu kept=CAP_NET_BIND_SERVICE",
+		    d->priv.name, (unsigned long)d->priv.uid, (unsigned long)d->priv.gid);
+	else if (geteuid() == 0)
+		log_warn("event=running_as_root data=%s note=\"the data directory belongs to root; "
+		    "chown -R to an unprivileged user (vmail) to run as that user\"", d->data_dir);
+}
+
 static void
 daemon_start(struct daemon *d)
 {
@@ -352,6 +402,7 @@ daemon_start(struct daemon *d)
 		unlink(d->pid_path);
 		exit(1);
 	}
+	become_owner(d);
 	queue_runner_recover(d->queue);
 	d->ev_term = evsignal_new(d->base, SIGTERM, on_signal, d);
 	d->ev_int = evsignal_new(d->base, SIGINT, on_signal, d);
@@ -426,8 +477,14 @@ main(int argc, char **argv)
 	message_init();
 	raise_fd_limit();
 	d.data_dir = datadir_choose(opt_dir);
-	daemon_open(&d);
+	char err[512];
+	if (privdrop_plan(&d.priv, d.data_dir, err, sizeof(err)) < 0 ||
+	    privdrop_as_owner(&d.priv, err, sizeof(err)) < 0)
+		start_failed(&d, "data directory", err);
+	daemon_open(&d); /* files made now are the owner's */
 	pidfile_take(&d);
+	if (privdrop_as_root(&d.priv, err, sizeof(err)) < 0)
+		start_failed(&d, "privileges", err);
 	daemon_start(&d);
 	event_base_dispatch(d.base);
 	daemon_stop(&d);

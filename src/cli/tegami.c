@@ -11,6 +11,7 @@
 #include "conf/datadir.h"
 #include "conf/directory.h"
 #include "lib/db.h"
+#include "lib/privdrop.h"
 
 const struct cli_command cli_commands[] = {
 	{ "domain", "add", cmd_domain_add, "DOMAIN [--postmaster ADDRESS]", "add a local domain" },
@@ -147,6 +148,13 @@ main(int argc, char **argv)
 	}
 	umask(027);
 	c.data_dir = datadir_choose(opt_dir);
+	/* Run as root, act as the data directory's owner, as tegamid does: every
+	 * file in it (the database's WAL included) keeps one owner. */
+	struct privdrop priv;
+	char err[512];
+	if (privdrop_plan(&priv, c.data_dir, err, sizeof(err)) < 0 ||
+	    privdrop_final(&priv, false, err, sizeof(err)) < 0)
+		return cli_error(CLI_FAIL, "%s", err);
 	int rc = dispatch(&c, argc - optind, argv + optind);
 	directory_destroy(&c.dir);
 	db_close(&c.db);
