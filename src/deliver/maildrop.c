@@ -335,6 +335,16 @@ maildrop_commit(struct maildrop *md)
 	return failed;
 }
 
+size_t
+maildrop_deleted(const struct maildrop *md)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < md->n; i++)
+		n += md->msgs[i].deleted;
+	return n;
+}
+
 int
 maildrop_open_msg(const struct maildrop *md, size_t i)
 {

@@ -42,6 +42,9 @@ void maildrop_close(struct maildrop **mdp);
  * removed (0 on full success). */
 size_t maildrop_commit(struct maildrop *md);
 
+/* How many messages are marked deleted. */
+size_t maildrop_deleted(const struct maildrop *md);
+
 /* Opens message i (0-based) for reading; -1/errno. */
 int maildrop_open_msg(const struct maildrop *md, size_t i);
 

@@ -32,13 +32,15 @@ struct pop3_server {
 	uint64_t next_id;
 };
 
-/* Opening a maildrop scans and renames files: a worker's job. The session
- * points at it while it runs and clears job->session if it goes first. */
-struct pop3_open_job {
+/* Opening a maildrop scans and renames files, and the UPDATE state unlinks
+ * them: a worker's job either way. The session points at it while it runs
+ * and clears job->session if it goes first; the job owns the maildrop. */
+struct pop3_maildrop_job {
 	struct pop3_session *session;
 	char path[4096];
 	struct maildrop *md;
 	int err;
+	size_t failed;  /* commit: deletions that failed */
 };
 
 struct event_base *pop3_server_base(struct pop3_server *srv) { return srv->deps.base; }
@@ -157,7 +159,7 @@ pop3_server_describe(const struct pop3_server *srv, enum pop3_listener_kind kind
 static void
 open_work(void *arg)
 {
-	struct pop3_open_job *job = arg;
+	struct pop3_maildrop_job *job = arg;
 
 	if (job->path[0] == '\0')
 		job->err = ENAMETOOLONG;
@@ -168,7 +170,7 @@ open_work(void *arg)
 static void
 open_done(void *arg)
 {
-	struct pop3_open_job *job = arg;
+	struct pop3_maildrop_job *job = arg;
 
 	if (job->session != NULL) {
 		job->session->job = NULL;
@@ -182,13 +184,48 @@ open_done(void *arg)
 void
 pop3_server_open_maildrop(struct pop3_server *srv, struct pop3_session *s)
 {
-	struct pop3_open_job *job = xcalloc(1, sizeof(*job));
+	struct pop3_maildrop_job *job = xcalloc(1, sizeof(*job));
 
 	job->session = s;
 	if (maildir_path(srv->deps.mail_root, s->login, job->path, sizeof(job->path)) < 0)
 		job->path[0] = '\0';
 	s->job = job;
 	workers_submit(srv->deps.workers, open_work, open_done, job);
+}
+
+/* RFC 1939 §6: the deletions are applied, then the lock goes, then the
+ * reply; after QUIT they are applied even if the client is gone. */
+static void
+commit_work(void *arg)
+{
+	struct pop3_maildrop_job *job = arg;
+
+	job->failed = maildrop_commit(job->md);
+	maildrop_close(&job->md);
+}
+
+static void
+commit_done(void *arg)
+{
+	struct pop3_maildrop_job *job = arg;
+
+	if (job->session != NULL) {
+		job->session->job = NULL;
+		pop3_session_committed(job->session, job->failed);
+	}
+	free(job);
+}
+
+void
+pop3_server_commit_maildrop(struct pop3_server *srv, struct pop3_session *s)
+{
+	struct pop3_maildrop_job *job = xcalloc(1, sizeof(*job));
+
+	job->session = s;
+	job->md = s->md;
+	s->md = NULL;
+	s->job = job;
+	workers_submit(srv->deps.workers, commit_work, commit_done, job);
 }
 
 void

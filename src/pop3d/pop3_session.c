@@ -807,19 +807,29 @@ cmd_noop(struct pop3_session *s, char *args)
 static void
 cmd_quit(struct pop3_session *s, char *args)
 {
-	if (s->state == POP3_STATE_TRANSACTION) {
-		/* UPDATE state: RFC 1939 §6. */
-		size_t failed = maildrop_commit(s->md);
-		/* Unlock now: the client may log in again as soon as it reads +OK. */
-		maildrop_close(&s->md);
-		if (failed > 0)
-			reply(s, "-ERR [SYS/TEMP] %zu message(s) could not be deleted", failed);
-		else
-			reply(s, "+OK Bye");
-	} else {
-		reply(s, "+OK Bye");
-	}
+	bool update = s->state == POP3_STATE_TRANSACTION;
+
 	close_after(s);
+	if (update && maildrop_deleted(s->md) > 0) {
+		/* UPDATE state (RFC 1939 §6): unlinks are disk work. */
+		s->busy = true;
+		pop3_server_commit_maildrop(s->srv, s);
+		return;
+	}
+	/* Unlock now: the client may log in again as soon as it reads +OK. */
+	maildrop_close(&s->md);
+	reply(s, "+OK Bye");
+}
+
+void
+pop3_session_committed(struct pop3_session *s, size_t failed)
+{
+	s->busy = false;
+	if (failed > 0)
+		reply(s, "-ERR [SYS/TEMP] %zu message(s) could not be deleted", failed);
+	else
+		reply(s, "+OK Bye");
+	finish(s); /* may free s */
 }
 
 /* --- dispatch --- */

@@ -17,7 +17,7 @@ struct maildrop;
 struct sasl_exchange;
 struct auth_request;
 struct event;
-struct pop3_open_job;
+struct pop3_maildrop_job;
 struct drain;
 
 #define POP3_CMD_LINE_MAX 255      /* RFC 2449 §4, CRLF included */
@@ -61,7 +61,7 @@ struct pop3_session {
 	size_t ahead_index;            /* SIZE_MAX: none */
 	size_t next_retr;              /* the message after the last RETR (SIZE_MAX: none) */
 	size_t retrieved, ahead_used;  /* RETRs answered; of those, from the read-ahead */
-	struct pop3_open_job *job;     /* the maildrop is being opened on a worker */
+	struct pop3_maildrop_job *job; /* the maildrop is being opened or committed on a worker */
 };
 
 /* pop3_server.c */
@@ -74,7 +74,10 @@ struct ssl_ctx_st *pop3_server_tls(struct pop3_server *srv);
 void pop3_server_session_closed(struct pop3_server *srv, struct pop3_session *s);
 /* Opens s->login's maildrop on a worker, then pop3_session_opened(). */
 void pop3_server_open_maildrop(struct pop3_server *srv, struct pop3_session *s);
-/* The session is being freed: a pending open finds no one. */
+/* QUIT with deletions: moves s->md to a worker that applies them and
+ * unlocks, then pop3_session_committed(). */
+void pop3_server_commit_maildrop(struct pop3_server *srv, struct pop3_session *s);
+/* The session is being freed: a pending job finds no one. */
 void pop3_server_session_gone(struct pop3_session *s);
 
 /* pop3_session.c */
@@ -84,5 +87,8 @@ struct pop3_session *pop3_session_create(struct pop3_server *srv, int fd,
 void pop3_session_destroy(struct pop3_session *s);
 /* md is the opened maildrop (NULL with err on failure). */
 void pop3_session_opened(struct pop3_session *s, struct maildrop *md, int err);
+/* The UPDATE state is over: failed deletions (0: all done); the maildrop is
+ * unlocked. Replies to QUIT and closes. */
+void pop3_session_committed(struct pop3_session *s, size_t failed);
 
 #endif

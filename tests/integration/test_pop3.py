@@ -459,6 +459,39 @@ def test_deletions_applied_only_after_quit(pop):
     p.close()
 
 
+def test_quit_with_many_deletions(pop):
+    """P2: QUIT after DELE of every message of a large maildrop: the unlinks
+    run off the event loop (another user's session keeps being answered while
+    they run), every file is gone before +OK, and the mailbox is free at once;
+    a client that drops right after QUIT still has its deletions applied."""
+    n = 400
+    deliver(pop, *numbered(n))
+    deliver(pop, *numbered(2, "b"), rcpt=BOB)
+    other = session(pop, BOB)
+    p = session(pop)
+    for i in range(1, n + 1):
+        p.send("DELE %d\r\n" % i)
+    for i in range(1, n + 1):
+        assert p.line() == "+OK Message %d deleted" % i
+    p.send("QUIT\r\n")
+    assert other.cmd("STAT") == "+OK 2 %d" % stat(other)[1]
+    assert p.line() == "+OK Bye"
+    assert p.closed()
+    assert pop.messages(ALICE) == {}
+    q = session(pop)                                           # not [IN-USE]
+    assert stat(q) == (0, 0)
+    assert q.cmd("QUIT") == "+OK Bye"
+    assert other.cmd("QUIT") == "+OK Bye"
+    # QUIT sent, connection dropped before the reply: UPDATE still happens.
+    deliver(pop, *numbered(30, "c"))
+    p = session_when_free(pop)
+    p.send("".join("DELE %d\r\n" % i for i in range(1, 31)) + "QUIT\r\n")
+    p.close()
+    # (File names only: the unlinks may still be running while we look.)
+    assert wait_until(lambda: maildir_files(pop, "cur") == maildir_files(pop, "new") == [])
+    assert stat(session_when_free(pop)) == (0, 0)
+
+
 def test_quit_in_authorization_deletes_nothing(pop):
     deliver(pop, *numbered(1))
     p = Pop3(pop.pop3_port)
