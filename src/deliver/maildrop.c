@@ -15,6 +15,7 @@
 #include "deliver/maildir.h"
 #include "lib/strutil.h"
 #include "lib/xmalloc.h"
+#include "mail/pop3_wire.h"
 
 #define PATH_BUF 4096
 
@@ -67,31 +68,17 @@ message_size(const char *dir, const char *name, uint64_t *size_r)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	/* Octets as RETR sends them: every LF not after a CR becomes CRLF. */
+	/* Octets as RETR sends them (mail/pop3_wire.h). */
 	char buf[65536];
-	bool prev_cr = false;
-	char last = '\n';
+	struct pop3_size sz;
 	ssize_t n;
-	v = 0;
-	while ((n = read(fd, buf, sizeof(buf))) > 0) {
-		last = buf[n - 1];
-		v += (uint64_t)n;
-		const char *p = buf, *end = buf + n;
-		const char *nl;
-		while ((nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
-			bool cr = nl > buf ? nl[-1] == '\r' : prev_cr;
-			if (!cr)
-				v++;
-			p = nl + 1;
-		}
-		prev_cr = buf[n - 1] == '\r';
-	}
+	pop3_size_init(&sz);
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		pop3_size_add(&sz, buf, (size_t)n);
 	close(fd);
 	if (n < 0)
 		return -1;
-	if (last != '\n')
-		v += 2; /* RETR ends an unterminated last line with CRLF */
-	*size_r = v;
+	*size_r = pop3_size_result(&sz);
 	return 0;
 }
 

@@ -29,6 +29,7 @@
 #include "lib/strutil.h"
 #include "lib/tls.h"
 #include "lib/xmalloc.h"
+#include "mail/pop3_wire.h"
 #include "mail/sasl.h"
 
 #define RETR_CHUNK 65536
@@ -554,73 +555,11 @@ cmd_uidl(struct pop3_session *s, char *args)
 	list_or_uidl(s, args, true);
 }
 
-/* Converts file bytes to the wire: LF (or CRLF) → CRLF, dot-stuffing (RFC
- * 1939 §3); for TOP, stops after the headers and body_lines_left lines.
- * Writes into dst (room for 2 * n + 2 octets: the worst case doubles every
- * octet) a line at a time, and returns the octets written; *more becomes
- * false when TOP has sent all it should. */
-static size_t
-retr_convert(struct pop3_retr *r, const char *p, size_t n, char *dst, bool *more)
-{
-	const char *end = p + n;
-	char *o = dst;
-
-	*more = true;
-	while (p < end) {
-		if (r->pending_cr) {
-			r->pending_cr = false;
-			if (*p != '\n') {
-				*o++ = '\r'; /* a bare CR is content */
-				r->line_empty = false;
-			}
-		}
-		if (r->at_line_start) {
-			if (!r->in_headers && r->body_lines_left == 0) {
-				*more = false;
-				break;
-			}
-			if (*p == '.')
-				*o++ = '.';
-			r->at_line_start = false;
-		}
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *stop = nl != NULL ? nl : end;
-		size_t len = (size_t)(stop - p);
-		/* A CR right before the LF (or at the chunk's end) is decided later. */
-		if (len > 0 && stop[-1] == '\r') {
-			len--;
-			r->pending_cr = true;
-		}
-		if (len > 0) {
-			memcpy(o, p, len);
-			o += len;
-			r->line_empty = false;
-		}
-		if (nl == NULL)
-			break;
-		r->pending_cr = false;
-		*o++ = '\r';
-		*o++ = '\n';
-		if (r->in_headers && r->line_empty)
-			r->in_headers = false; /* the blank line that ends the header */
-		else if (!r->in_headers && r->body_lines_left > 0)
-			r->body_lines_left--;
-		r->at_line_start = true;
-		r->line_empty = true;
-		p = nl + 1;
-	}
-	return (size_t)(o - dst);
-}
-
 static void
 retr_begin(struct pop3_retr *r, int fd, long body_lines)
 {
-	memset(r, 0, sizeof(*r));
 	r->fd = fd;
-	r->at_line_start = true;
-	r->in_headers = true;
-	r->line_empty = true;
-	r->body_lines_left = body_lines;
+	pop3_wire_init(&r->wire, body_lines);
 }
 
 /* Reads the next chunk of r's file and appends it, converted, to dst:
@@ -641,19 +580,16 @@ retr_read(struct pop3_retr *r, struct evbuffer *dst)
 	bool more = n > 0;
 	if (n > 0) {
 		/* Convert straight into the output buffer: one copy. */
-		if (evbuffer_reserve_space(dst, 2 * (ev_ssize_t)n + 2, &vec, 1) != 1)
+		if (evbuffer_reserve_space(dst, (ev_ssize_t)POP3_WIRE_ROOM((size_t)n), &vec, 1) != 1)
 			fatalx("evbuffer_reserve_space failed");
-		vec.iov_len = retr_convert(r, chunk, (size_t)n, vec.iov_base, &more);
+		vec.iov_len = pop3_wire_convert(&r->wire, chunk, (size_t)n, vec.iov_base, &more);
 		evbuffer_commit_space(dst, &vec, 1);
 	}
 	/* A short read of a regular file is its end: no extra read(2). */
 	if (more && (size_t)n == sizeof(chunk))
 		return 1;
-	if (r->pending_cr)
-		evbuffer_add(dst, "\r", 1);
-	if (!r->at_line_start)
-		evbuffer_add(dst, "\r\n", 2);
-	evbuffer_add(dst, ".\r\n", 3);
+	char end[POP3_WIRE_END_MAX];
+	evbuffer_add(dst, end, pop3_wire_finish(&r->wire, end));
 	return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "mail/pop3_wire.h"
 #include "pop3d/pop3_server.h"
 
 struct bufferevent;
@@ -32,11 +33,7 @@ enum pop3_state {
 /* RETR / TOP in progress: the file is streamed as the client reads. */
 struct pop3_retr {
 	int fd;                 /* -1 when idle */
-	bool at_line_start;
-	bool in_headers;
-	bool line_empty;        /* nothing but the line end so far on this line */
-	bool pending_cr;        /* a chunk ended in CR: is it part of CRLF? */
-	long body_lines_left;   /* TOP: lines of body still to send; -1: all */
+	struct pop3_wire wire;  /* the conversion's state (mail/pop3_wire.h) */
 };
 
 struct pop3_session {
