@@ -12,10 +12,20 @@
 #ifndef TEGAMI_SENDQ_H
 #define TEGAMI_SENDQ_H
 
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 struct bufferevent;
 struct evbuffer;
+
+/* Appends one reply line to q: fmt formatted, cut to fit max octets with its
+ * CRLF (a protocol's line limit), then CRLF. */
+void sendq_vline(struct evbuffer *q, size_t max, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
+/* Octets not yet on the wire: gathered in q or queued in bev's output. */
+size_t sendq_pending(struct bufferevent *bev, struct evbuffer *q);
 
 /* Moves everything in q to bev. When direct is true (bev is a plain socket
  * bufferevent, not a TLS one or a filter) and bev's output is empty, as much

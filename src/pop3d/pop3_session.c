@@ -45,22 +45,15 @@ static void session_input(struct pop3_session *s);
 static void reply(struct pop3_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Replies are gathered in s->out and leave in one write (flush_out). */
 static void
 reply(struct pop3_session *s, const char *fmt, ...)
 {
-	char line[1024];
 	va_list ap;
 
 	va_start(ap, fmt);
-	int n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	sendq_vline(s->out, POP3_REPLY_MAX, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n > sizeof(line) - 3)
-		n = (int)sizeof(line) - 3;
-	line[n++] = '\r';
-	line[n++] = '\n';
-	evbuffer_add(s->out, line, (size_t)n);
 }
 
 /* Hands the gathered replies to the connection (lib/sendq.h): straight onto
@@ -71,11 +64,10 @@ flush_out(struct pop3_session *s)
 	sendq_flush(s->bev, s->out, !s->tls);
 }
 
-/* Octets not yet on the wire, gathered or queued in the bufferevent. */
 static size_t
 out_pending(struct pop3_session *s)
 {
-	return evbuffer_get_length(s->out) + evbuffer_get_length(bufferevent_get_output(s->bev));
+	return sendq_pending(s->bev, s->out);
 }
 
 static void

@@ -22,6 +22,7 @@ struct pop3_maildrop_job;
 struct drain;
 
 #define POP3_CMD_LINE_MAX 255      /* RFC 2449 §4, CRLF included */
+#define POP3_REPLY_MAX 1024        /* RFC 2449 §4 asks 512; SASL challenges may be longer */
 #define POP3_OUTPUT_HIGHWAT (256 * 1024)
 
 enum pop3_state {

@@ -189,16 +189,7 @@ static void session_vreply(struct smtp_session *s, const char *fmt, va_list ap)
 static void
 session_vreply(struct smtp_session *s, const char *fmt, va_list ap)
 {
-	char line[SMTP_REPLY_MAX];
-	int n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
-
-	if (n < 0)
-		return;
-	if ((size_t)n > sizeof(line) - 3)
-		n = (int)sizeof(line) - 3;
-	line[n++] = '\r';
-	line[n++] = '\n';
-	evbuffer_add(s->out, line, (size_t)n);
+	sendq_vline(s->out, SMTP_REPLY_MAX, fmt, ap);
 }
 
 /* Hands the gathered replies to the connection (lib/sendq.h): straight onto
@@ -209,11 +200,10 @@ session_flush(struct smtp_session *s)
 	sendq_flush(s->bev, s->out, !s->tls);
 }
 
-/* Reply octets not yet on the wire. */
 static size_t
 session_out_pending(struct smtp_session *s)
 {
-	return evbuffer_get_length(s->out) + evbuffer_get_length(bufferevent_get_output(s->bev));
+	return sendq_pending(s->bev, s->out);
 }
 
 void
