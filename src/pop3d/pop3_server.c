@@ -13,6 +13,7 @@
 #include "conf/settings.h"
 #include "deliver/maildir.h"
 #include "deliver/maildrop.h"
+#include "lib/ipcount.h"
 #include "lib/listeners.h"
 #include "lib/log.h"
 #include "lib/netaddr.h"
@@ -30,6 +31,7 @@ struct pop3_server {
 	struct pop3_session **sessions;
 	size_t nsessions, cap;
 	uint64_t next_id;
+	struct ipcount_table *per_ip; /* sessions per client IP (pop3.max_sessions_per_ip) */
 };
 
 /* Opening a maildrop scans and renames files, and the UPDATE state unlinks
@@ -59,17 +61,6 @@ pop3_server_set_tls(struct pop3_server *srv, struct ssl_ctx_st *ctx)
 	srv->tls = ctx;
 }
 
-static unsigned
-sessions_from(struct pop3_server *srv, const char *ip)
-{
-	unsigned n = 0;
-
-	/* POP3 session counts are small; a scan keeps this module simple. */
-	for (size_t i = 0; i < srv->nsessions; i++)
-		n += strcmp(srv->sessions[i]->ip, ip) == 0;
-	return n;
-}
-
 static void
 refuse(int fd, const char *line)
 {
@@ -93,7 +84,7 @@ on_accept(void *arg, int kind, int fd, struct sockaddr *sa)
 		return;
 	}
 	if (srv->nsessions >= cfg->pop3_max_sessions ||
-	    sessions_from(srv, ip) >= cfg->pop3_max_sessions_per_ip) {
+	    ipcount_get(srv->per_ip, ip) >= cfg->pop3_max_sessions_per_ip) {
 		log_warn("event=refused service=pop3 client=%s reason=max_sessions", ip);
 		refuse(fd, "-ERR [SYS/TEMP] too many connections\r\n");
 		return;
@@ -110,6 +101,7 @@ on_accept(void *arg, int kind, int fd, struct sockaddr *sa)
 	}
 	s->slot = srv->nsessions;
 	srv->sessions[srv->nsessions++] = s;
+	ipcount_add(srv->per_ip, s->ip, 1);
 }
 
 void
@@ -119,6 +111,7 @@ pop3_server_session_closed(struct pop3_server *srv, struct pop3_session *s)
 		struct pop3_session *last = srv->sessions[--srv->nsessions];
 		srv->sessions[s->slot] = last;
 		last->slot = s->slot;
+		ipcount_add(srv->per_ip, s->ip, -1);
 	}
 }
 
@@ -129,6 +122,7 @@ pop3_server_create(const struct pop3_server_deps *deps)
 
 	srv->deps = *deps;
 	srv->listeners = listener_set_create(deps->base, on_accept, srv);
+	srv->per_ip = ipcount_create();
 	return srv;
 }
 
@@ -248,6 +242,7 @@ pop3_server_destroy(struct pop3_server **srvp)
 	while (srv->nsessions > 0)
 		pop3_session_destroy(srv->sessions[srv->nsessions - 1]);
 	SSL_CTX_free(srv->tls);
+	ipcount_destroy(&srv->per_ip);
 	free(srv->sessions);
 	free(srv);
 	*srvp = NULL;

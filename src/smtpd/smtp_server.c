@@ -14,6 +14,7 @@
 
 #include "conf/settings.h"
 #include "auth/screen.h"
+#include "lib/ipcount.h"
 #include "lib/listeners.h"
 #include "lib/log.h"
 #include "lib/netaddr.h"
@@ -23,15 +24,6 @@
 #include "queue/queue_runner.h"
 #include "queue/spool.h"
 #include "smtpd/smtp_session.h"
-
-#define IPCOUNT_BUCKETS 1024
-
-/* Sessions per client IP, for smtp.max_sessions_per_ip. */
-struct ipcount {
-	struct ipcount *next;
-	unsigned count;
-	char ip[INET6_ADDRSTRLEN];
-};
 
 #define LISTENERS_MAX (NETADDR_LISTEN_MAX * SMTP_LISTENER_KINDS)
 
@@ -52,7 +44,7 @@ struct smtp_server {
 	SSL_CTX *tls;
 	size_t nsessions;
 	uint64_t next_id;
-	struct ipcount *ipcounts[IPCOUNT_BUCKETS];
+	struct ipcount_table *per_ip; /* sessions per client IP (smtp.max_sessions_per_ip) */
 	struct dir_targets scratch; /* RCPT expansion; one session at a time uses it */
 	struct smtp_session **sessions; /* for shutdown */
 	size_t sessions_cap;
@@ -85,53 +77,6 @@ smtp_server_set_tls(struct smtp_server *srv, struct ssl_ctx_st *ctx)
 }
 size_t smtp_server_sessions(const struct smtp_server *srv) { return srv->nsessions; }
 
-static unsigned
-ip_hash(const char *ip)
-{
-	unsigned h = 5381;
-
-	for (const char *p = ip; *p != '\0'; p++)
-		h = h * 33 + (unsigned char)*p;
-	return h % IPCOUNT_BUCKETS;
-}
-
-static struct ipcount **
-ipcount_find(struct smtp_server *srv, const char *ip)
-{
-	struct ipcount **pp = &srv->ipcounts[ip_hash(ip)];
-
-	while (*pp != NULL && strcmp((*pp)->ip, ip) != 0)
-		pp = &(*pp)->next;
-	return pp;
-}
-
-static unsigned
-ipcount_get(struct smtp_server *srv, const char *ip)
-{
-	struct ipcount *c = *ipcount_find(srv, ip);
-
-	return c != NULL ? c->count : 0;
-}
-
-static void
-ipcount_add(struct smtp_server *srv, const char *ip, int delta)
-{
-	struct ipcount **pp = ipcount_find(srv, ip);
-
-	if (*pp == NULL) {
-		if (delta < 0)
-			return;
-		*pp = xcalloc(1, sizeof(**pp));
-		memcpy((*pp)->ip, ip, sizeof((*pp)->ip));
-	}
-	(*pp)->count = (unsigned)((int)(*pp)->count + delta);
-	if ((*pp)->count == 0) {
-		struct ipcount *dead = *pp;
-		*pp = dead->next;
-		free(dead);
-	}
-}
-
 /* Sessions live in an array for shutdown; each knows its slot, so removal
  * is a swap with the last one. */
 static void
@@ -152,7 +97,7 @@ smtp_server_session_closed(struct smtp_server *srv, struct smtp_session *s)
 		s->job->session = NULL;
 		s->job = NULL;
 	}
-	ipcount_add(srv, s->ip, -1);
+	ipcount_add(srv->per_ip, s->ip, -1);
 	if (s->slot < srv->nsessions && srv->sessions[s->slot] == s) {
 		struct smtp_session *last = srv->sessions[--srv->nsessions];
 		srv->sessions[s->slot] = last;
@@ -197,7 +142,7 @@ on_accept(void *arg, int kind_int, int fd, struct sockaddr *sa)
 		refuse(fd, cfg->server_hostname, "too many connections");
 		return;
 	}
-	if (ipcount_get(srv, ip) >= cfg->smtp_max_sessions_per_ip) {
+	if (ipcount_get(srv->per_ip, ip) >= cfg->smtp_max_sessions_per_ip) {
 		log_warn("event=refused client=%s reason=max_sessions_per_ip", ip);
 		refuse(fd, cfg->server_hostname, "too many connections from your address");
 		return;
@@ -222,7 +167,7 @@ on_accept(void *arg, int kind_int, int fd, struct sockaddr *sa)
 		close(fd);
 		return;
 	}
-	ipcount_add(srv, ip, 1);
+	ipcount_add(srv->per_ip, ip, 1);
 	struct smtp_session *s = smtp_session_create(srv, fd, sa, ++srv->next_id, kind,
 	    srv->tls);
 	sessions_add(srv, s);
@@ -235,6 +180,7 @@ smtp_server_create(const struct smtp_server_deps *deps)
 
 	srv->deps = *deps;
 	srv->listeners = listener_set_create(deps->base, on_accept, srv);
+	srv->per_ip = ipcount_create();
 	return srv;
 }
 
@@ -313,13 +259,7 @@ smtp_server_destroy(struct smtp_server **srvp)
 	SSL_CTX_free(srv->tls);
 	while (srv->nsessions > 0)
 		smtp_session_destroy(srv->sessions[srv->nsessions - 1]);
-	for (size_t i = 0; i < IPCOUNT_BUCKETS; i++) {
-		while (srv->ipcounts[i] != NULL) {
-			struct ipcount *next = srv->ipcounts[i]->next;
-			free(srv->ipcounts[i]);
-			srv->ipcounts[i] = next;
-		}
-	}
+	ipcount_destroy(&srv->per_ip);
 	free(srv->sessions);
 	free(srv);
 	*srvp = NULL;
