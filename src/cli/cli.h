@@ -86,6 +86,8 @@ int cmd_config_export(struct cli *c, int argc, char **argv);
 int cmd_config_import(struct cli *c, int argc, char **argv);
 int cmd_config_doc(struct cli *c, int argc, char **argv);
 int cmd_status(struct cli *c, int argc, char **argv);
+int cmd_backup(struct cli *c, int argc, char **argv);
+int cmd_restore(struct cli *c, int argc, char **argv);
 int cmd_reload(struct cli *c, int argc, char **argv);
 
 #endif

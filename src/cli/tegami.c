@@ -46,6 +46,9 @@ const struct cli_command cli_commands[] = {
 	{ "config", "export", cmd_config_export, "[--json]", "print every setting for backup" },
 	{ "config", "import", cmd_config_import, "FILE", "read settings back (text or JSON)" },
 	{ "config", "doc", cmd_config_doc, "", "print the settings reference (Markdown table)" },
+	{ "backup", NULL, cmd_backup, "FILE",
+	  "write settings, domains, users and aliases to a new file (safe while tegamid runs)" },
+	{ "restore", NULL, cmd_restore, "FILE", "replace them with a backup (tegamid stopped)" },
 	{ "status", NULL, cmd_status, "", "is tegamid running, its listeners, the queue size" },
 	{ "reload", NULL, cmd_reload, "", "make tegamid re-read its settings now" },
 };

@@ -1,10 +1,12 @@
 #include "conf/datadir.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/db.h"
 #include "lib/fsutil.h"
@@ -133,4 +135,112 @@ datadir_open(const char *dir, char **error_r)
 		return NULL;
 	}
 	return db;
+}
+
+/* Copies all of src into dst (sqlite3 online backup), retrying while the
+ * source is busy: a writer's commit restarts the copy of the pages. */
+static int
+copy_database(struct sqlite3 *dst, struct sqlite3 *src, char **error_r)
+{
+	sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, "main");
+	int rc;
+
+	if (b == NULL) {
+		*error_r = xasprintf("%s", sqlite3_errmsg(dst));
+		return -1;
+	}
+	do {
+		rc = sqlite3_backup_step(b, -1);
+		if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+			sqlite3_sleep(20);
+	} while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
+	sqlite3_backup_finish(b);
+	if (rc != SQLITE_DONE) {
+		*error_r = xasprintf("%s", sqlite3_errstr(rc));
+		return -1;
+	}
+	return 0;
+}
+
+int
+datadir_backup(struct sqlite3 *db, const char *path, char **error_r)
+{
+	struct sqlite3 *out = NULL;
+	/* Hashes and CRAM-MD5 keys: nobody else may read the copy. */
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+	if (fd < 0) {
+		*error_r = xasprintf("cannot create %s: %s%s", path, strerror(errno),
+		    errno == EEXIST ? " (choose a new file name)" : "");
+		return -1;
+	}
+	close(fd);
+	if (sqlite3_open_v2(path, &out, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+		*error_r = xasprintf("cannot open %s: %s", path, sqlite3_errmsg(out));
+		goto fail;
+	}
+	if (copy_database(out, db, error_r) < 0)
+		goto fail;
+	/* The copy carries the source's WAL flag: make it one plain file. */
+	if (db_exec(out, "PRAGMA journal_mode = DELETE", error_r) < 0)
+		goto fail;
+	if (sqlite3_close(out) != SQLITE_OK) {
+		*error_r = xasprintf("cannot close %s", path);
+		out = NULL;
+		goto fail;
+	}
+	return 0;
+fail:
+	if (out != NULL)
+		sqlite3_close(out);
+	unlink(path);
+	return -1;
+}
+
+/* A tegami database: our tables, and a schema version we can read. */
+static int
+check_backup(struct sqlite3 *in, const char *path, char **error_r)
+{
+	sqlite3_stmt *st = NULL;
+	int tables = 0;
+
+	if (sqlite3_prepare_v2(in, "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+	    "AND name IN ('settings', 'domains', 'users', 'aliases')", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		tables = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	int v = tables == 4 ? schema_version(in) : -1;
+	if (v < 1) {
+		*error_r = xasprintf("%s is not a tegami backup", path);
+		return -1;
+	}
+	if (v > SCHEMA_VERSION) {
+		*error_r = xasprintf("%s was written by a newer tegami (schema %d > %d)", path, v,
+		    SCHEMA_VERSION);
+		return -1;
+	}
+	return 0;
+}
+
+int
+datadir_restore(struct sqlite3 *db, const char *path, char **error_r)
+{
+	struct sqlite3 *in = NULL;
+	int rc = -1;
+
+	if (access(path, R_OK) < 0) {
+		*error_r = xasprintf("cannot read %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (sqlite3_open_v2(path, &in, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+		*error_r = xasprintf("cannot open %s: %s", path, sqlite3_errmsg(in));
+		goto out;
+	}
+	sqlite3_busy_timeout(in, 5000);
+	if (check_backup(in, path, error_r) < 0 || copy_database(db, in, error_r) < 0)
+		goto out;
+	rc = schema_version(db) < SCHEMA_VERSION ? schema_upgrade(db, error_r) : 0;
+out:
+	sqlite3_close(in);
+	return rc;
 }

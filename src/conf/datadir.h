@@ -22,6 +22,17 @@ const char *datadir_choose(const char *opt);
  * up to date. Returns the handle, or NULL with *error_r (caller frees). */
 struct sqlite3 *datadir_open(const char *dir, char **error_r);
 
+/* Writes a snapshot of db (settings, domains, users with their hashes,
+ * aliases, lists, screen) to a new file path, mode 0600: consistent while
+ * tegamid runs, one self-contained SQLite file. Refuses an existing path.
+ * 0, or -1 with *error_r (caller frees). */
+int datadir_backup(struct sqlite3 *db, const char *path, char **error_r);
+
+/* Replaces everything in db with the backup at path, after checking that it
+ * is a tegami database this version can read (an older schema is brought
+ * up to date). The caller makes sure no daemon runs. 0, or -1 with *error_r. */
+int datadir_restore(struct sqlite3 *db, const char *path, char **error_r);
+
 /* Joins dir and a relative name into buf; aborts when it does not fit. */
 const char *datadir_path(const char *dir, const char *name, char *buf, size_t size);
 

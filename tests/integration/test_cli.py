@@ -44,7 +44,7 @@ COMMANDS = (
     "user add", "user list", "user del", "user passwd",
     "alias add", "alias list", "alias del",
     "config get", "config set", "config show", "config export", "config import",
-    "config doc", "status", "reload",
+    "config doc", "backup", "restore", "status", "reload",
 )
 
 
@@ -156,7 +156,8 @@ def test_help_lists_every_command(tegami_new):
         assert "-D DIR" in r.stdout
 
 
-@pytest.mark.parametrize("group", ["domain", "user", "alias", "config", "status", "reload"])
+@pytest.mark.parametrize("group", ["domain", "user", "alias", "config", "backup", "restore",
+                                   "status", "reload"])
 def test_group_help(tegami_new, group):
     r = tegami_new.cli(group, "--help")
     assert r.returncode == 0 and r.stderr == ""
@@ -887,3 +888,88 @@ def test_tegami_data_environment_variable(tmp_path):
         assert proc.wait(15) == 0
     assert not (tmp_path / "var").exists()
     no_sanitizer_reports(tmp_path / "envlog")
+
+
+# --- backup and restore (D3) ------------------------------------------------------
+
+def pop3_login_ok(port, user, password):
+    import poplib
+    p = poplib.POP3("127.0.0.1", port, timeout=10)
+    try:
+        p.user(user)
+        p.pass_(password)
+        return True
+    except poplib.error_proto:
+        return False
+    finally:
+        p.close()
+
+
+def test_backup_while_running_and_restore_elsewhere(tegami_new, tmp_path):
+    """D3: a backup taken while tegamid runs holds the settings,
+    domains, users (their hashes: the same password logs in) and aliases; a
+    restore into another data directory serves them; the file is 0600."""
+    from conftest import Tegami
+    t = tegami_new
+    t.add_user("alice@example.test", "alice-pw")
+    t.cli("domain", "add", "example.org")
+    t.add_user("bob@example.org", "bob-pw")
+    t.cli("alias", "add", "info@example.org", "bob@example.org", "alice@example.test")
+    t.start(**{"auth.allow_plaintext": "yes", "smtp.max_recipients": "77"})
+    backup = tmp_path / "tegami-backup.db"
+    r = t.cli("backup", backup)
+    assert r.stdout.startswith("backup written to %s: " % backup)
+    assert "2 domain(s), 2 user(s)" in r.stdout
+    assert (backup.stat().st_mode & 0o777) == 0o600
+    assert not (tmp_path / "tegami-backup.db-wal").exists()       # one plain file
+    fails(t.cli("backup", backup, check=False), 1, "exists")
+    fails(t.cli("restore", backup, check=False), 1, "running", "stop it")
+    # Restore into a fresh data directory and serve from it.
+    other = Tegami(tmp_path / "other")
+    r = other.cli("restore", backup)
+    assert r.stdout.startswith("restored from %s: " % backup), r.stdout
+    assert other.cli("config", "get", "smtp.max_recipients").stdout.strip() == "77"
+    assert "bob@example.org" in other.cli("user", "list").stdout
+    assert "alice@example.test" in other.cli("alias", "list", "info@example.org").stdout
+    other.start(**{"auth.allow_plaintext": "yes"})
+    try:
+        assert pop3_login_ok(other.pop3_port, "bob@example.org", "bob-pw")
+        assert not pop3_login_ok(other.pop3_port, "bob@example.org", "wrong")
+    finally:
+        other.stop()
+
+
+def test_restore_replaces_what_was_there(tegami_new, tmp_path):
+    t = tegami_new
+    t.add_user("alice@example.test")
+    backup = tmp_path / "b.db"
+    t.cli("backup", backup)
+    t.add_user("carol@example.test")
+    t.cli("config", "set", "log.level=debug")
+    t.cli("restore", backup)
+    users = t.cli("user", "list").stdout
+    assert "alice@example.test" in users and "carol@example.test" not in users
+    assert t.cli("config", "get", "log.level").stdout.strip() == "info"
+
+
+def test_backup_restore_errors(tegami_new, tmp_path):
+    t = tegami_new
+    fails(t.cli("backup", check=False), 2, "usage: tegami backup FILE")
+    fails(t.cli("backup", "a", "b", check=False), 2, "usage")
+    fails(t.cli("restore", check=False), 2, "usage: tegami restore FILE")
+    fails(t.cli("backup", tmp_path / "no" / "such" / "dir.db", check=False), 1,
+          "cannot create", "No such file or directory")
+    fails(t.cli("restore", tmp_path / "missing.db", check=False), 1, "cannot read")
+    junk = tmp_path / "junk.db"
+    junk.write_text("not a database\n" * 100)
+    fails(t.cli("restore", junk, check=False), 1, "not a tegami backup")
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE t(x)")
+    fails(t.cli("restore", other, check=False), 1, "not a tegami backup")
+    newer = tmp_path / "newer.db"
+    t.cli("backup", newer)
+    with sqlite3.connect(newer) as db:
+        db.execute("PRAGMA user_version = 99")
+    fails(t.cli("restore", newer, check=False), 1, "newer tegami", "99")
+    assert "example.test" in t.cli("domain", "list").stdout     # nothing was changed
