@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "lib/privdrop.h"
+
 struct sqlite3;
 struct directory;
 
@@ -16,6 +18,7 @@ struct directory;
 
 struct cli {
 	const char *data_dir;
+	struct privdrop priv;     /* run as root: the data directory's owner (effective ids) */
 	struct sqlite3 *db;       /* opened on first use */
 	struct directory *dir;    /* opened on first use */
 };
@@ -51,6 +54,13 @@ struct cli_credentials {
  * (asked once). Returns CLI_OK, or an exit code after printing why. */
 int cli_read_credentials(bool from_stdin, bool want_cram, const char *check_hash,
     struct cli_credentials *out);
+
+/* Files outside the data directory (a backup) are read and written as the
+ * user who runs tegami, not as the data directory's owner: as_invoker
+ * before, as_owner after. No-op unless tegami runs as root for another
+ * owner. */
+void cli_as_invoker(struct cli *c);
+void cli_as_owner(struct cli *c);
 
 /* Sends sig to the running daemon. 0, or -1 when none runs (pid_r = 0). */
 int cli_daemon_pid(struct cli *c, long *pid_r);

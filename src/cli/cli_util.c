@@ -165,6 +165,28 @@ out:
 	return rc;
 }
 
+void
+cli_as_invoker(struct cli *c)
+{
+	char err[256];
+
+	if (privdrop_as_root(&c->priv, err, sizeof(err)) < 0) {
+		cli_error(CLI_FAIL, "%s", err);
+		exit(CLI_FAIL);
+	}
+}
+
+void
+cli_as_owner(struct cli *c)
+{
+	char err[256];
+
+	if (privdrop_as_owner(&c->priv, err, sizeof(err)) < 0) {
+		cli_error(CLI_FAIL, "%s", err);
+		exit(CLI_FAIL);
+	}
+}
+
 int
 cli_daemon_pid(struct cli *c, long *pid_r)
 {

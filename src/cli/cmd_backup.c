@@ -38,12 +38,16 @@ cmd_backup(struct cli *c, int argc, char **argv)
 
 	if (argc != 1 || argv[0][0] == '\0' || argv[0][0] == '-')
 		return cli_error(CLI_USAGE, "usage: tegami backup FILE (a new file)");
-	if (datadir_backup(cli_db(c), argv[0], &error) < 0) {
-		int rc = cli_error(CLI_FAIL, "backup failed: %s", error);
+	struct sqlite3 *db = cli_db(c);
+	cli_as_invoker(c); /* the backup file is the invoker's, where the invoker may write */
+	int rc = datadir_backup(db, argv[0], &error);
+	cli_as_owner(c);
+	if (rc < 0) {
+		rc = cli_error(CLI_FAIL, "backup failed: %s", error);
 		free(error);
 		return rc;
 	}
-	print_counts(cli_db(c), "backup written to", argv[0]);
+	print_counts(db, "backup written to", argv[0]);
 	return CLI_OK;
 }
 
@@ -68,7 +72,11 @@ cmd_restore(struct cli *c, int argc, char **argv)
 		return cli_error(CLI_FAIL, "tegamid is starting on %s: stop it before a restore",
 		    c->data_dir);
 	}
-	int rc = datadir_restore(db, argv[0], &error);
+	cli_as_invoker(c);
+	struct sqlite3 *in = datadir_backup_open(argv[0], &error);
+	cli_as_owner(c);
+	int rc = in != NULL ? datadir_restore(db, in, &error) : -1;
+	sqlite3_close(in);
 	close(lock);
 	if (rc < 0) {
 		rc = cli_error(CLI_FAIL, "restore failed: %s", error);

@@ -11,7 +11,6 @@
 #include "conf/datadir.h"
 #include "conf/directory.h"
 #include "lib/db.h"
-#include "lib/privdrop.h"
 
 const struct cli_command cli_commands[] = {
 	{ "domain", "add", cmd_domain_add, "DOMAIN [--postmaster ADDRESS]", "add a local domain" },
@@ -152,11 +151,11 @@ main(int argc, char **argv)
 	umask(027);
 	c.data_dir = datadir_choose(opt_dir);
 	/* Run as root, act as the data directory's owner, as tegamid does: every
-	 * file in it (the database's WAL included) keeps one owner. */
-	struct privdrop priv;
+	 * file in it (the database's WAL included) keeps one owner. Effective
+	 * ids only: a backup file outside it is still the invoker's. */
 	char err[512];
-	if (privdrop_plan(&priv, c.data_dir, err, sizeof(err)) < 0 ||
-	    privdrop_final(&priv, false, err, sizeof(err)) < 0)
+	if (privdrop_plan(&c.priv, c.data_dir, err, sizeof(err)) < 0 ||
+	    privdrop_as_owner(&c.priv, err, sizeof(err)) < 0)
 		return cli_error(CLI_FAIL, "%s", err);
 	int rc = dispatch(&c, argc - optind, argv + optind);
 	directory_destroy(&c.dir);

@@ -222,25 +222,32 @@ check_backup(struct sqlite3 *in, const char *path, char **error_r)
 	return 0;
 }
 
-int
-datadir_restore(struct sqlite3 *db, const char *path, char **error_r)
+struct sqlite3 *
+datadir_backup_open(const char *path, char **error_r)
 {
 	struct sqlite3 *in = NULL;
-	int rc = -1;
 
 	if (access(path, R_OK) < 0) {
 		*error_r = xasprintf("cannot read %s: %s", path, strerror(errno));
-		return -1;
+		return NULL;
 	}
 	if (sqlite3_open_v2(path, &in, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
 		*error_r = xasprintf("cannot open %s: %s", path, sqlite3_errmsg(in));
-		goto out;
+		sqlite3_close(in);
+		return NULL;
 	}
 	sqlite3_busy_timeout(in, 5000);
-	if (check_backup(in, path, error_r) < 0 || copy_database(db, in, error_r) < 0)
-		goto out;
-	rc = schema_version(db) < SCHEMA_VERSION ? schema_upgrade(db, error_r) : 0;
-out:
-	sqlite3_close(in);
-	return rc;
+	if (check_backup(in, path, error_r) < 0) {
+		sqlite3_close(in);
+		return NULL;
+	}
+	return in;
+}
+
+int
+datadir_restore(struct sqlite3 *db, struct sqlite3 *backup, char **error_r)
+{
+	if (copy_database(db, backup, error_r) < 0)
+		return -1;
+	return schema_version(db) < SCHEMA_VERSION ? schema_upgrade(db, error_r) : 0;
 }

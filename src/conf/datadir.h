@@ -28,10 +28,15 @@ struct sqlite3 *datadir_open(const char *dir, char **error_r);
  * 0, or -1 with *error_r (caller frees). */
 int datadir_backup(struct sqlite3 *db, const char *path, char **error_r);
 
-/* Replaces everything in db with the backup at path, after checking that it
- * is a tegami database this version can read (an older schema is brought
- * up to date). The caller makes sure no daemon runs. 0, or -1 with *error_r. */
-int datadir_restore(struct sqlite3 *db, const char *path, char **error_r);
+/* Opens the backup at path read-only and checks that it is a tegami
+ * database this version can read. Returns the handle (sqlite3_close it), or
+ * NULL with *error_r (caller frees). */
+struct sqlite3 *datadir_backup_open(const char *path, char **error_r);
+
+/* Replaces everything in db with the opened backup (an older schema is
+ * brought up to date). The caller makes sure no daemon runs. 0, or -1 with
+ * *error_r. */
+int datadir_restore(struct sqlite3 *db, struct sqlite3 *backup, char **error_r);
 
 /* Joins dir and a relative name into buf; aborts when it does not fit. */
 const char *datadir_path(const char *dir, const char *name, char *buf, size_t size);

@@ -187,3 +187,23 @@ def test_data_directory_that_is_a_file(tmp_path):
     # One line for the admin (besides the log line, also on stderr).
     said = [l for l in r.stderr.splitlines() if l.startswith("tegamid: ")]
     assert said == ["tegamid: data directory: %s: not a directory" % f]
+
+
+def test_backup_and_restore_as_root_outside_the_data_directory(owned, tmp_path):
+    """D3 with the privilege drop: root's backup lands where root writes (a
+    0700 root directory the owner cannot enter) and is root's; the restore
+    reads it from there; the data directory stays the owner's."""
+    t = owned.start()
+    vault = tmp_path / "vault"                             # root's, 0700
+    vault.mkdir(mode=0o700)
+    backup = vault / "tegami.db"
+    r = t.cli("backup", backup)
+    assert r.stdout.startswith("backup written to")
+    st = backup.stat()
+    assert (st.st_uid, st.st_mode & 0o777) == (0, 0o600)
+    t.add_user("dave@example.test")
+    t.stop()
+    t.cli("restore", backup)
+    assert "dave@example.test" not in t.cli("user", "list").stdout
+    assert ALICE in t.cli("user", "list").stdout
+    assert owners(t.dir) == {nobody()}
