@@ -1,6 +1,5 @@
 #include "lib/privdrop.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
@@ -33,6 +32,7 @@ privdrop_plan(struct privdrop *p, const char *dir, char *err, size_t errsize)
 	if (pw != NULL && strlen(pw->pw_name) < sizeof(p->name)) {
 		snprintf(p->name, sizeof(p->name), "%s", pw->pw_name);
 		p->gid = pw->pw_gid; /* the user's own group, as login would */
+		p->named = true;
 	} else {
 		snprintf(p->name, sizeof(p->name), "%lu", (unsigned long)st.st_uid);
 	}
@@ -97,8 +97,7 @@ privdrop_final(struct privdrop *p, bool keep_bind, char *err, size_t errsize)
 		snprintf(err, errsize, "prctl(PR_SET_KEEPCAPS): %s", strerror(errno));
 		return -1;
 	}
-	int rc = isdigit((unsigned char)p->name[0]) ? setgroups(1, &p->gid) :
-	    initgroups(p->name, p->gid);
+	int rc = p->named ? initgroups(p->name, p->gid) : setgroups(1, &p->gid);
 	if (rc < 0 || setgid(p->gid) < 0 || setuid(p->uid) < 0) {
 		snprintf(err, errsize, "cannot become %s (uid %lu): %s", p->name,
 		    (unsigned long)p->uid, strerror(errno));

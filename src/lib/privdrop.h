@@ -20,6 +20,7 @@ struct privdrop {
 	bool dropped;  /* privdrop_final succeeded: no way back */
 	uid_t uid;
 	gid_t gid;
+	bool named;    /* the owner has a passwd entry (its groups come from it) */
 	char name[64]; /* the owner's login name, or its number */
 };
 

@@ -6,6 +6,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
 #include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -16,6 +17,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* Ciphertext a STARTTLS filter may leave in the socket bufferevent's output. */
+#define TLS_FILTER_UNDER_MAX (64 * 1024)
 
 static void
 ssl_error(char *err, size_t errsize, const char *what, const char *arg)
@@ -180,6 +184,12 @@ tls_bufferevent_accept(struct event_base *base, int fd, struct bufferevent *unde
 	if (bev == NULL)
 		fatalx("bufferevent_openssl_new failed");
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	/* A filter moves all it encrypts into the socket bufferevent under it
+	 * unless that one has a write high-water mark: without it a client that
+	 * does not read makes us hold the whole response twice. With it, the
+	 * rest waits in the filter's output, which the session counts. */
+	if (under != NULL)
+		bufferevent_setwatermark(under, EV_WRITE, 0, TLS_FILTER_UNDER_MAX);
 	return bev;
 }
 

@@ -850,8 +850,13 @@ session_input(struct pop3_session *s)
 	char challenge[512];
 
 	while (!s->busy && !s->closing) {
-		if (out_pending(s) > POP3_OUTPUT_HIGHWAT)
-			break;
+		if (out_pending(s) > POP3_OUTPUT_HIGHWAT) {
+			/* Wait for the write callback only if something is left
+			 * queued in the bufferevent: it is what calls us back. */
+			flush_out(s);
+			if (out_pending(s) > POP3_OUTPUT_HIGHWAT)
+				break;
+		}
 		int r = read_line(s, line, sizeof(line));
 		if (r == 0)
 			break;

@@ -299,8 +299,12 @@ smtp_session_input(struct smtp_session *s)
 	while (!s->busy && !s->closing) {
 		if (session_out_pending(s) > SMTP_OUTPUT_MAX) {
 			/* The client does not read its replies: wait for the write
-			 * callback before handling more (the write cb resumes). */
-			break;
+			 * callback before handling more (the write cb resumes).
+			 * Only what is queued in the bufferevent brings that
+			 * callback, so first hand it what is gathered. */
+			session_flush(s);
+			if (session_out_pending(s) > SMTP_OUTPUT_MAX)
+				break;
 		}
 		if (s->state == SMTP_STATE_DATA) {
 			if (!smtp_data_input(s))
@@ -379,6 +383,9 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 		smtp_session_close(s, "421 4.4.2 %s Error: timeout exceeded",
 		    cfg->server_hostname);
 		session_flush(s);
+		/* A spool write in flight finishes first (smtp_session_spooled). */
+		if (s->busy)
+			return;
 		if (session_out_pending(s) == 0) {
 			session_finish(s);
 			return;

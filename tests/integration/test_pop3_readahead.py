@@ -177,3 +177,78 @@ def test_message_removed_by_another_reader_after_it_was_read_ahead(box):
         assert r.startswith("-ERR [SYS/TEMP] Cannot read message 2"), r
     assert p.cmd("NOOP") == "+OK"
     assert p.cmd("QUIT") == "+OK Bye"
+
+
+# --- the output cap ---------------------------------------------------------
+
+def read_until(sock, done, timeout=15):
+    """Reads until done(buffer) or timeout; returns what arrived."""
+    sock.settimeout(timeout)
+    buf = bytearray()
+    deadline = time.time() + timeout
+    while not done(buf) and time.time() < deadline:
+        try:
+            chunk = sock.recv(1 << 20)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        buf += chunk
+    return bytes(buf)
+
+
+def test_pipelined_commands_past_the_output_cap_are_all_answered(tegami_new):
+    """RFC 2449 PIPELINING: USER, PASS, UIDL, LIST, STAT in one packet on an
+    8,000-message maildrop, so that UIDL alone (350 KB) is past the server's
+    output cap, to a client that reads as fast as replies come (a large
+    receive buffer: the socket takes whatever is written). LIST and STAT must
+    be answered without the client sending anything more."""
+    tegami_new.add_user(ALICE)
+    t = tegami_new.start(**PLAIN)
+    md = t.maildir(ALICE)
+    for sub in ("new", "cur", "tmp"):
+        (md / sub).mkdir(parents=True, exist_ok=True)
+    n = 8000
+    for i in range(n):
+        (md / "cur" / ("1700000000.M%dP1.host,S=19,W=20:2," % i)).write_bytes(b"Subject: x\n\nhi\n")
+    s = socket.create_connection(("127.0.0.1", t.pop3_port))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    read_until(s, lambda b: b.endswith(b"\r\n"))
+    s.sendall(b"USER %s\r\nPASS secret\r\nUIDL\r\nLIST\r\nSTAT\r\n" % ALICE.encode())
+    stat_line = b"\r\n+OK %d %d\r\n" % (n, 20 * n)
+    got = read_until(s, lambda b: b.endswith(stat_line))
+    assert got.count(b"\r\n.\r\n") == 2                 # UIDL and LIST, complete
+    assert got.endswith(stat_line), got[-120:]
+    s.close()
+
+
+def test_tls_filter_holds_a_bounded_amount_for_a_client_that_does_not_read(tegami_new):
+    """After STLS the encrypted reply waits in a bounded buffer, not whole in
+    memory, while the client does not read a 48 MB message; then it arrives
+    complete."""
+    tegami_new.add_user(ALICE)
+    t = tegami_new.start(**PLAIN)
+    md = t.maildir(ALICE)
+    for sub in ("new", "cur", "tmp"):
+        (md / sub).mkdir(parents=True, exist_ok=True)
+    line = b"0123456789" * 7 + b"\n"
+    body = b"Subject: big\n\n" + line * (48 * 1024 * 1024 // len(line))
+    (md / "new" / "1700000000.M1P1.bigtest").write_bytes(body)
+    wire = len(body) + body.count(b"\n")
+
+    def rss_kb():
+        with open("/proc/%d/status" % t.proc.pid) as f:
+            return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+    p = Pop3(t.pop3_port, timeout=60)
+    p.stls()
+    assert p.login().startswith("+OK")
+    before = rss_kb()
+    p.send("RETR 1\r\n")
+    time.sleep(2.0)                                   # the server fills what it may
+    grown = rss_kb() - before
+    assert grown < 20 * 1024, "tegamid grew %d KB for a client that does not read" % grown
+    first = p.line()
+    assert first == "+OK %d octets" % wire
+    assert len(p.multi_raw()) == wire
+    assert p.cmd("QUIT") == "+OK Bye"

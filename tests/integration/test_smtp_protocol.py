@@ -730,3 +730,36 @@ def test_pipelined_replies_wait_for_a_slow_reader(tegami):
     assert code == 250 and QUEUED.match(texts[-1]), texts
     expect(c, "QUIT", 221)
     assert c.closed()
+
+
+def test_pipelined_replies_past_the_output_cap_to_a_fast_reader(tegami_new):
+    """S1, RFC 2920: AUTH and 6,000 EHLOs in one burst (all of it buffered
+    while the password is checked), so their replies (880 KB) go past the
+    output cap, to a client that reads as fast as they come: every reply
+    arrives without the client sending anything more."""
+    import base64
+    t = tegami_new
+    t.add_user(ALICE)
+    t.start(**{"auth.allow_plaintext": "yes"})
+    c = RawSMTP(t.submission_port)
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    assert c.reply()[0] == 220
+    assert c.cmd("EHLO c")[0] == 250
+    n = 6000
+    auth = base64.b64encode(b"\0" + ALICE.encode() + b"\0secret")
+    c.sock.sendall(b"AUTH PLAIN " + auth + b"\r\n" + b"EHLO c\r\n" * n + b"NOOP\r\n")
+    c.sock.settimeout(15)
+    buf = b""
+    deadline = time.time() + 15
+    while not buf.endswith(b"250 2.0.0 Ok\r\n") and time.time() < deadline:
+        try:
+            chunk = c.sock.recv(1 << 20)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        buf += chunk
+    assert buf.startswith(b"235 ")
+    assert buf.count(b"250-PIPELINING") == n
+    assert buf.endswith(b"250 2.0.0 Ok\r\n")
+    c.close()
