@@ -53,6 +53,17 @@ const struct cli_command cli_commands[] = {
 };
 const size_t cli_ncommands = sizeof(cli_commands) / sizeof(cli_commands[0]);
 
+static const struct privdrop *invoker;
+
+static void
+back_to_invoker(void)
+{
+	char err[256];
+
+	if (invoker != NULL)
+		(void)privdrop_as_root(invoker, err, sizeof(err));
+}
+
 static void
 usage(FILE *out, const char *group)
 {
@@ -154,8 +165,13 @@ main(int argc, char **argv)
 	 * file in it (the database's WAL included) keeps one owner. Effective
 	 * ids only: a backup file outside it is still the invoker's. */
 	char err[512];
-	if (privdrop_plan(&c.priv, c.data_dir, err, sizeof(err)) < 0 ||
-	    privdrop_as_owner(&c.priv, err, sizeof(err)) < 0)
+	if (privdrop_plan(&c.priv, c.data_dir, err, sizeof(err)) < 0)
+		return cli_error(CLI_FAIL, "%s", err);
+	/* Whatever path leads to exit, it leaves as the invoker again (exit
+	 * handlers, the sanitizers' leak check among them, see a plain process). */
+	invoker = &c.priv;
+	atexit(back_to_invoker);
+	if (privdrop_as_owner(&c.priv, err, sizeof(err)) < 0)
 		return cli_error(CLI_FAIL, "%s", err);
 	int rc = dispatch(&c, argc - optind, argv + optind);
 	directory_destroy(&c.dir);
