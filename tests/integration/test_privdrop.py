@@ -207,3 +207,30 @@ def test_backup_and_restore_as_root_outside_the_data_directory(owned, tmp_path):
     assert "dave@example.test" not in t.cli("user", "list").stdout
     assert ALICE in t.cli("user", "list").stdout
     assert owners(t.dir) == {nobody()}
+
+
+def test_root_only_key_is_read_at_start_and_kept_at_reload(owned, tmp_path):
+    """A key only root can read: read as root at start; a reload after the
+    drop cannot read it again, says why in the log, and keeps serving TLS
+    with the certificate it has."""
+    keys = tmp_path / "private"                              # root's, 0700
+    keys.mkdir(mode=0o700)
+    cert, key = keys / "cert.pem", keys / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj",
+                    "/CN=mail.example.test", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    os.chmod(key, 0o600)
+    t = owned.start(**{"tls.cert_file": str(cert), "tls.key_file": str(key)})
+    t.proc.send_signal(1)
+    deadline = time.time() + 10
+    while "event=reloaded reason=sighup" not in t.log():
+        assert time.time() < deadline
+        time.sleep(0.05)
+    assert "event=tls_failed" in t.log()
+    assert "tegamid now runs as nobody: the certificate and key must be readable by nobody" \
+        in t.log()
+    with smtplib.SMTP("127.0.0.1", t.port, timeout=10) as s:
+        s.starttls()
+        assert b"mail.example.test" in s.sock.getpeercert(binary_form=True)  # the same one
+        assert s.noop()[0] == 250
