@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,37 +20,26 @@
 
 #define PATH_BUF 4096
 
-/* Moves every message of new/ into cur/ with an empty ":2," info. */
-static int
-move_new(const char *dir)
-{
-	char src[PATH_BUF], dst[PATH_BUF * 2], path[PATH_BUF];
-	struct dirent *de;
+/* The parts of a maildrop the settle job shares with it (see maildrop.h):
+ * the job's own copy of the moves, and the handshake that lets close and
+ * commit stop it. */
+enum settle_state { SETTLE_QUEUED, SETTLE_RUNNING, SETTLE_DONE };
 
-	snprintf(path, sizeof(path), "%s/new", dir);
-	DIR *d = opendir(path);
-	if (d == NULL)
-		return errno == ENOENT ? 0 : -1;
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(src, sizeof(src), "%s/new/%s", dir, de->d_name);
-		snprintf(dst, sizeof(dst), "%s/cur/%s%s", dir, de->d_name,
-		    strchr(de->d_name, ':') != NULL ? "" : ":2,");
-		if (rename(src, dst) < 0 && errno != ENOENT) {
-			int saved = errno;
-			closedir(d);
-			errno = saved;
-			return -1;
-		}
-	}
-	closedir(d);
-	return 0;
-}
+struct maildrop_settle {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	enum settle_state state;
+	bool cancel;
+	int refs;               /* the maildrop's and the job's */
+	size_t done;            /* moves made, in order (atomic: read by the loop) */
+	char *dir;
+	size_t n;
+	char **from, **to;      /* names in new/ and in cur/ */
+};
 
 /* W=<n> in the name (Dovecot's and ours), else read and count. */
 static int
-message_size(const char *dir, const char *name, uint64_t *size_r)
+message_size(const char *dir, const char *sub, const char *name, uint64_t *size_r)
 {
 	const char *w = strstr(name, ",W=");
 	char path[PATH_BUF * 2];
@@ -64,7 +54,7 @@ message_size(const char *dir, const char *name, uint64_t *size_r)
 			return 0;
 		}
 	}
-	snprintf(path, sizeof(path), "%s/cur/%s", dir, name);
+	snprintf(path, sizeof(path), "%s/%s/%s", dir, sub, name);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
@@ -213,48 +203,71 @@ cache_free(struct size_cache *c)
 	free(c->e);
 }
 
-static int
-scan_cur(struct maildrop *md)
-{
-	char path[PATH_BUF];
-	struct dirent *de;
-	size_t cap = 0, cached = 0;
-	struct size_cache cache = { 0 };
+struct scan {
+	struct size_cache cache;
+	size_t cap, cached;
+};
 
-	snprintf(path, sizeof(path), "%s/cur", md->dir);
+/* Lists sub ("new" or "cur") into md. A message in new/ is listed under the
+ * name it gets in cur/ (":2," appended, as the Maildir spec wants of a
+ * reader); the move itself is the settle job's. */
+static int
+scan_dir(struct maildrop *md, const char *sub, struct scan *sc)
+{
+	char path[PATH_BUF], final[PATH_BUF];
+	struct dirent *de;
+	bool in_new = strcmp(sub, "new") == 0;
+
+	snprintf(path, sizeof(path), "%s/%s", md->dir, sub);
 	DIR *d = opendir(path);
 	if (d == NULL)
 		return errno == ENOENT ? 0 : -1;
-	cache_load(md->dir, &cache);
 	while ((de = readdir(d)) != NULL) {
 		uint64_t size;
 		if (de->d_name[0] == '.')
 			continue;
-		if (strstr(de->d_name, ",W=") == NULL && cache_get(&cache, de->d_name, &size)) {
-			cached++;
-		} else if (message_size(md->dir, de->d_name, &size) < 0) {
+		snprintf(final, sizeof(final), "%s%s", de->d_name,
+		    in_new && strchr(de->d_name, ':') == NULL ? ":2," : "");
+		if (strstr(final, ",W=") == NULL && cache_get(&sc->cache, final, &size)) {
+			sc->cached++;
+		} else if (message_size(md->dir, sub, de->d_name, &size) < 0) {
 			continue;
-		} else if (strstr(de->d_name, ",W=") == NULL) {
-			cache.dirty = true;
+		} else if (strstr(final, ",W=") == NULL) {
+			sc->cache.dirty = true;
 		}
-		if (md->n == cap) {
-			cap = cap == 0 ? 64 : cap * 2;
-			md->msgs = xreallocarray(md->msgs, cap, sizeof(*md->msgs));
+		if (md->n == sc->cap) {
+			sc->cap = sc->cap == 0 ? 64 : sc->cap * 2;
+			md->msgs = xreallocarray(md->msgs, sc->cap, sizeof(*md->msgs));
 		}
 		struct maildrop_msg *m = &md->msgs[md->n++];
 		memset(m, 0, sizeof(*m));
-		m->name = xstrdup(de->d_name);
+		m->name = xstrdup(final);
+		m->new_name = in_new ? xstrdup(de->d_name) : NULL;
 		m->size = size;
 		make_uidl(m->name, m->uidl);
 	}
 	closedir(d);
+	return 0;
+}
+
+static int
+scan(struct maildrop *md)
+{
+	struct scan sc = { 0 };
+	int rc = -1;
+
+	cache_load(md->dir, &sc.cache);
+	if (scan_dir(md, "cur", &sc) < 0 || scan_dir(md, "new", &sc) < 0)
+		goto out;
 	if (md->n > 1)
 		qsort(md->msgs, md->n, sizeof(*md->msgs), cmp_msgs);
 	/* Rewrite when something was counted, or entries went away. */
-	if (cache.dirty || cached != cache.n)
+	if (sc.cache.dirty || sc.cached != sc.cache.n)
 		cache_save(md);
-	cache_free(&cache);
-	return 0;
+	rc = 0;
+out:
+	cache_free(&sc.cache);
+	return rc;
 }
 
 int
@@ -279,7 +292,7 @@ maildrop_open(const char *maildir, struct maildrop **md_r)
 	md = xcalloc(1, sizeof(*md));
 	md->dir = xstrdup(maildir);
 	md->lock_fd = fd;
-	if (move_new(maildir) < 0 || scan_cur(md) < 0) {
+	if (scan(md) < 0) {
 		saved = errno;
 		maildrop_close(&md);
 		errno = saved;
@@ -289,6 +302,23 @@ maildrop_open(const char *maildir, struct maildrop **md_r)
 	return 0;
 }
 
+/* Stops the settle job (it finishes the rename it is in) and lets go of it:
+ * from here on every file stays where it is. */
+static void
+settle_stop(struct maildrop *md)
+{
+	struct maildrop_settle *st = md->settle;
+
+	if (st == NULL)
+		return;
+	pthread_mutex_lock(&st->mu);
+	st->cancel = true;
+	while (st->state == SETTLE_RUNNING)
+		pthread_cond_wait(&st->cv, &st->mu);
+	pthread_mutex_unlock(&st->mu);
+	maildrop_settle_release(&md->settle);
+}
+
 void
 maildrop_close(struct maildrop **mdp)
 {
@@ -296,8 +326,11 @@ maildrop_close(struct maildrop **mdp)
 
 	if (md == NULL)
 		return;
-	for (size_t i = 0; i < md->n; i++)
+	settle_stop(md);
+	for (size_t i = 0; i < md->n; i++) {
 		free(md->msgs[i].name);
+		free(md->msgs[i].new_name);
+	}
 	free(md->msgs);
 	if (md->lock_fd >= 0)
 		close(md->lock_fd); /* releases the flock */
@@ -312,11 +345,18 @@ maildrop_commit(struct maildrop *md)
 	char path[PATH_BUF * 2];
 	size_t failed = 0;
 
+	settle_stop(md); /* each file is now in new/ or in cur/, and stays */
 	for (size_t i = 0; i < md->n; i++) {
-		if (!md->msgs[i].deleted)
+		const struct maildrop_msg *m = &md->msgs[i];
+		if (!m->deleted)
 			continue;
-		snprintf(path, sizeof(path), "%s/cur/%s", md->dir, md->msgs[i].name);
-		if (unlink(path) < 0 && errno != ENOENT)
+		snprintf(path, sizeof(path), "%s/cur/%s", md->dir, m->name);
+		int rc = unlink(path);
+		if (rc < 0 && errno == ENOENT && m->new_name != NULL) {
+			snprintf(path, sizeof(path), "%s/new/%s", md->dir, m->new_name);
+			rc = unlink(path);
+		}
+		if (rc < 0 && errno != ENOENT)
 			failed++;
 	}
 	return failed;
@@ -336,7 +376,102 @@ int
 maildrop_open_msg(const struct maildrop *md, size_t i)
 {
 	char path[PATH_BUF * 2];
+	const struct maildrop_msg *m = &md->msgs[i];
+	const struct maildrop_settle *st = md->settle;
+	bool moved = st != NULL && m->settle_index < __atomic_load_n(&st->done, __ATOMIC_ACQUIRE);
 
-	snprintf(path, sizeof(path), "%s/cur/%s", md->dir, md->msgs[i].name);
+	/* new/ first: a rename between the two tries moves the file from the
+	 * first place tried to the second, never the other way. */
+	if (m->new_name != NULL && !moved) {
+		snprintf(path, sizeof(path), "%s/new/%s", md->dir, m->new_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0 || errno != ENOENT)
+			return fd;
+	}
+	snprintf(path, sizeof(path), "%s/cur/%s", md->dir, m->name);
 	return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+struct maildrop_settle *
+maildrop_settle_start(struct maildrop *md)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < md->n; i++)
+		n += md->msgs[i].new_name != NULL;
+	if (n == 0 || md->settle != NULL)
+		return NULL;
+	struct maildrop_settle *st = xcalloc(1, sizeof(*st));
+	pthread_mutex_init(&st->mu, NULL);
+	pthread_cond_init(&st->cv, NULL);
+	st->state = SETTLE_QUEUED;
+	st->refs = 2;
+	st->dir = xstrdup(md->dir);
+	st->from = xreallocarray(NULL, n, sizeof(*st->from));
+	st->to = xreallocarray(NULL, n, sizeof(*st->to));
+	for (size_t i = 0; i < md->n; i++) {
+		if (md->msgs[i].new_name == NULL)
+			continue;
+		md->msgs[i].settle_index = st->n;
+		st->from[st->n] = xstrdup(md->msgs[i].new_name);
+		st->to[st->n] = xstrdup(md->msgs[i].name);
+		st->n++;
+	}
+	md->settle = st;
+	return st;
+}
+
+void
+maildrop_settle_run(struct maildrop_settle *st)
+{
+	char src[PATH_BUF * 2], dst[PATH_BUF * 2];
+
+	pthread_mutex_lock(&st->mu);
+	if (st->cancel) {
+		st->state = SETTLE_DONE;
+		pthread_mutex_unlock(&st->mu);
+		return;
+	}
+	st->state = SETTLE_RUNNING;
+	pthread_mutex_unlock(&st->mu);
+	for (size_t i = 0; i < st->n; i++) {
+		pthread_mutex_lock(&st->mu);
+		bool stop = st->cancel;
+		pthread_mutex_unlock(&st->mu);
+		if (stop)
+			break;
+		snprintf(src, sizeof(src), "%s/new/%s", st->dir, st->from[i]);
+		snprintf(dst, sizeof(dst), "%s/cur/%s", st->dir, st->to[i]);
+		(void)rename(src, dst); /* gone meanwhile: another reader took it */
+		__atomic_store_n(&st->done, i + 1, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_lock(&st->mu);
+	st->state = SETTLE_DONE;
+	pthread_cond_broadcast(&st->cv);
+	pthread_mutex_unlock(&st->mu);
+}
+
+void
+maildrop_settle_release(struct maildrop_settle **stp)
+{
+	struct maildrop_settle *st = *stp;
+
+	if (st == NULL)
+		return;
+	*stp = NULL;
+	pthread_mutex_lock(&st->mu);
+	bool last = --st->refs == 0;
+	pthread_mutex_unlock(&st->mu);
+	if (!last)
+		return;
+	for (size_t i = 0; i < st->n; i++) {
+		free(st->from[i]);
+		free(st->to[i]);
+	}
+	free(st->from);
+	free(st->to);
+	free(st->dir);
+	pthread_mutex_destroy(&st->mu);
+	pthread_cond_destroy(&st->cv);
+	free(st);
 }

@@ -222,6 +222,29 @@ pop3_server_commit_maildrop(struct pop3_server *srv, struct pop3_session *s)
 	workers_submit(srv->deps.workers, commit_work, commit_done, job);
 }
 
+static void
+settle_work(void *arg)
+{
+	maildrop_settle_run(arg);
+}
+
+static void
+settle_done(void *arg)
+{
+	struct maildrop_settle *st = arg;
+
+	maildrop_settle_release(&st);
+}
+
+void
+pop3_server_settle_maildrop(struct pop3_server *srv, struct maildrop *md)
+{
+	struct maildrop_settle *st = maildrop_settle_start(md);
+
+	if (st != NULL)
+		workers_submit(srv->deps.workers, settle_work, settle_done, st);
+}
+
 void
 pop3_server_session_gone(struct pop3_session *s)
 {

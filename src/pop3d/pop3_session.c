@@ -347,6 +347,7 @@ pop3_session_opened(struct pop3_session *s, struct maildrop *md, int err)
 	log_info("event=login service=pop3 session=%llx client=%s user=%s messages=%zu",
 	    (unsigned long long)s->id, s->ip, s->login, md->n);
 	reply(s, "+OK Logged in, %zu messages (%llu octets)", md->n, (unsigned long long)total);
+	pop3_server_settle_maildrop(s->srv, md);
 	session_input(s);
 }
 

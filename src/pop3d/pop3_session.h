@@ -72,6 +72,9 @@ struct ssl_ctx_st *pop3_server_tls(struct pop3_server *srv);
 void pop3_server_session_closed(struct pop3_server *srv, struct pop3_session *s);
 /* Opens s->login's maildrop on a worker, then pop3_session_opened(). */
 void pop3_server_open_maildrop(struct pop3_server *srv, struct pop3_session *s);
+/* Moves the maildrop's new/ messages to cur/ on a worker while the session
+ * goes on (deliver/maildrop.h, "settle"). */
+void pop3_server_settle_maildrop(struct pop3_server *srv, struct maildrop *md);
 /* QUIT with deletions: moves s->md to a worker that applies them and
  * unlocks, then pop3_session_committed(). */
 void pop3_server_commit_maildrop(struct pop3_server *srv, struct pop3_session *s);

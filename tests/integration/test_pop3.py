@@ -523,8 +523,9 @@ def test_new_moves_to_cur_and_later_mail_waits(pop):
     new = maildir_files(pop, "new")
     assert len(new) == 2 and maildir_files(pop, "cur") == []
     p = session(pop)
-    # Maildir spec: a reader moves new/ to cur/ and appends the ":2," info.
-    assert maildir_files(pop, "new") == []
+    # Maildir spec: a reader moves new/ to cur/ and appends the ":2," info
+    # (after the login reply, while the session goes on).
+    assert wait_until(lambda: maildir_files(pop, "new") == [])
     assert maildir_files(pop, "cur") == sorted(n + ":2," for n in new)
     uidls = uidl_map(p)
     deliver(pop, *numbered(1, "late"))
@@ -538,8 +539,8 @@ def test_new_moves_to_cur_and_later_mail_waits(pop):
     assert stat(p)[0] == 3
     assert sorted(subject(p.retr(i)[1]) for i in (1, 2, 3)) == ["late0", "m0", "m1"]
     assert set(uidls.values()) < set(uidl_map(p).values())
+    assert wait_until(lambda: maildir_files(pop, "new") == [])
     p.close()
-    assert maildir_files(pop, "new") == []
 
 
 def test_uidl_stable_across_sessions_and_restart(pop):

@@ -8,8 +8,10 @@ reader: messages it adds, with its own unique names, and flags it sets, are
 served and kept; after a POP3 session it still reads every message, with the
 flags a reader set, and sees exactly the deletions POP3 made."""
 import mailbox
+import os
 
-from test_pop3 import ALICE, PLAIN, deliver, session, session_when_free, stat, subject, uidl_map
+from test_pop3 import (ALICE, PLAIN, deliver, session, session_when_free, stat, subject,
+                       uidl_map, wait_until)
 
 import pytest
 
@@ -50,6 +52,8 @@ def test_messages_and_flags_of_another_maildir_program(pop):
     assert sum(map(len, got.values())) == total
     assert got["mda"] == b"Subject: mda\r\nFrom: x@example.org\r\n\r\nfrom another MDA\r\n.dot\r\n"
     assert got["flagged"] == b"Subject: flagged\r\n\r\nread and flagged\r\n"
+    # The reader moves new/ to cur/ while the session goes on.
+    assert wait_until(lambda: not os.listdir(pop.maildir(ALICE) / "new"))
     mda_index = next(i for i, u in uidls.items() if u.startswith(added))
     assert p.cmd("DELE %d" % mda_index).startswith("+OK")
     assert p.cmd("QUIT") == "+OK Bye"

@@ -6,6 +6,7 @@ in message n, and replies go straight onto the socket when nothing is queued
 before them. Neither may change a single octet of what RFC 1939 says is
 sent, whatever order the client asks in, whatever it deleted, however slowly
 it reads. Raw sockets: what is asserted is exactly what was on the wire."""
+import os
 import re
 import socket
 import time
@@ -252,3 +253,44 @@ def test_tls_filter_holds_a_bounded_amount_for_a_client_that_does_not_read(tegam
     assert first == "+OK %d octets" % wire
     assert len(p.multi_raw()) == wire
     assert p.cmd("QUIT") == "+OK Bye"
+
+
+def test_messages_moving_from_new_to_cur_during_the_session(tegami_new):
+    """P2: the new/ → cur/ moves run after the login reply, while the client
+    already retrieves and deletes: every RETR finds its message (in new/ or
+    in cur/), the deletions hit wherever the file is, and a QUIT in the
+    middle of the moves loses and duplicates nothing (what was not moved
+    waits in new/ for the next session)."""
+    tegami_new.add_user(ALICE)
+    t = tegami_new.start(**PLAIN)
+    md = t.maildir(ALICE)
+    for sub in ("new", "cur", "tmp"):
+        (md / sub).mkdir(parents=True, exist_ok=True)
+    n = 3000
+    for i in range(n):
+        (md / "new" / ("1700000000.M%04dP1.race" % i)).write_bytes(
+            b"Subject: r%04d\n\nbody %04d\n" % (i, i))
+    p = Pop3(t.pop3_port, timeout=60)
+    p.send("USER %s\r\nPASS secret\r\n" % ALICE
+           + "".join("RETR %d\r\n" % i for i in range(1, 201))
+           + "".join("DELE %d\r\n" % i for i in range(1, 101)) + "QUIT\r\n")
+    assert p.line() == "+OK"
+    assert p.line().startswith("+OK Logged in, %d messages" % n)
+    for i in range(1, 201):
+        first = p.line()
+        assert first.startswith("+OK"), (i, first)
+        assert p.multi_raw() == b"Subject: r%04d\r\n\r\nbody %04d\r\n" % (i - 1, i - 1)
+    for i in range(1, 101):
+        assert p.line() == "+OK Message %d deleted" % i
+    assert p.line() == "+OK Bye"
+    p.close()
+    names = os.listdir(md / "new") + os.listdir(md / "cur")
+    assert len(names) == n - 100
+    assert len({x.split(":")[0] for x in names}) == n - 100            # no duplicates
+    q = Pop3(t.pop3_port, timeout=60)
+    assert q.login() == "+OK Logged in, %d messages (%d octets)" % (
+        n - 100, sum(len(b"Subject: r0000\r\n\r\nbody 0000\r\n") for _ in range(n - 100)))
+    first, body = q.retr(1)
+    assert body == b"Subject: r0100\r\n\r\nbody 0100\r\n"
+    assert wait_until(lambda: not os.listdir(md / "new"), timeout=30)   # settled now
+    assert q.cmd("QUIT") == "+OK Bye"
