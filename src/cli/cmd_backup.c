@@ -40,14 +40,18 @@ cmd_backup(struct cli *c, int argc, char **argv)
 		return cli_error(CLI_USAGE, "usage: tegami backup FILE (a new file)");
 	struct sqlite3 *db = cli_db(c);
 	cli_as_invoker(c); /* the backup file is the invoker's, where the invoker may write */
+	struct sqlite3 *written = NULL;
 	int rc = datadir_backup(db, argv[0], &error);
+	if (rc == 0 && (written = datadir_backup_open(argv[0], &error)) == NULL)
+		rc = -1; /* what was written does not read back */
 	cli_as_owner(c);
 	if (rc < 0) {
 		rc = cli_error(CLI_FAIL, "backup failed: %s", error);
 		free(error);
 		return rc;
 	}
-	print_counts(db, "backup written to", argv[0]);
+	print_counts(written, "backup written to", argv[0]); /* what the file holds */
+	sqlite3_close(written);
 	return CLI_OK;
 }
 
@@ -63,7 +67,7 @@ cmd_restore(struct cli *c, int argc, char **argv)
 	if (cli_daemon_pid(c, &pid) == 0)
 		return cli_error(CLI_FAIL, "tegamid is running (pid %ld): stop it before a restore",
 		    pid);
-	/* Hold the daemon's lock meanwhile: a tegamid started now waits its turn. */
+	/* Hold the daemon's lock meanwhile: a tegamid started now refuses to start. */
 	int lock = open(datadir_path(c->data_dir, "tegamid.pid", path, sizeof(path)),
 	    O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0) {
@@ -75,7 +79,7 @@ cmd_restore(struct cli *c, int argc, char **argv)
 	cli_as_invoker(c);
 	struct sqlite3 *in = datadir_backup_open(argv[0], &error);
 	cli_as_owner(c);
-	int rc = in != NULL ? datadir_restore(db, in, &error) : -1;
+	int rc = in != NULL ? datadir_restore(db, in, argv[0], &error) : -1;
 	sqlite3_close(in);
 	close(lock);
 	if (rc < 0) {

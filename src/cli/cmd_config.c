@@ -96,6 +96,8 @@ cmd_config_set(struct cli *c, int argc, char **argv)
 	p = calloc((size_t)argc, sizeof(*p));
 	if (p == NULL)
 		return cli_error(CLI_FAIL, "out of memory");
+	/* Values are checked as the invoker: tegamid reads a TLS key as root. */
+	cli_as_invoker(c);
 	for (int i = 0; i < argc && rc == CLI_OK; i++) {
 		char *eq = strchr(argv[i], '=');
 		if (eq == NULL) {
@@ -105,6 +107,7 @@ cmd_config_set(struct cli *c, int argc, char **argv)
 		*eq = '\0';
 		rc = check_pair("", argv[i], eq + 1, &p[i]);
 	}
+	cli_as_owner(c);
 	if (rc == CLI_OK)
 		rc = store_all(c, p, (size_t)argc);
 	for (int i = 0; i < argc && rc == CLI_OK; i++)
@@ -244,14 +247,22 @@ cmd_config_import(struct cli *c, int argc, char **argv)
 
 	if (argc != 1)
 		return cli_error(CLI_USAGE, "usage: tegami config import FILE   (text or JSON, as exported)");
-	if (fs_read_file(argv[0], IMPORT_MAX, &text, &len) < 0)
-		return cli_error(CLI_FAIL, "cannot read %s: %s", argv[0], strerror(errno));
+	/* The file and the values, as the invoker (see cmd_config_set). */
+	cli_as_invoker(c);
+	int rc = fs_read_file(argv[0], IMPORT_MAX, &text, &len);
+	if (rc < 0) {
+		int saved = errno;
+		cli_as_owner(c);
+		return cli_error(CLI_FAIL, "cannot read %s: %s", argv[0], strerror(saved));
+	}
 	if (strlen(text) != len) {
+		cli_as_owner(c);
 		free(text);
 		return cli_error(CLI_USAGE, "%s: not a text file", argv[0]);
 	}
 	const char *first = text + strspn(text, " \t\r\n");
-	int rc = *first == '{' ? import_json(text, &p, &n) : import_text(text, &p, &n);
+	rc = *first == '{' ? import_json(text, &p, &n) : import_text(text, &p, &n);
+	cli_as_owner(c);
 	if (rc == CLI_OK)
 		rc = store_all(c, p, n);
 	if (rc == CLI_OK)

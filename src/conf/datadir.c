@@ -14,6 +14,8 @@
 #include "lib/xmalloc.h"
 
 #define SCHEMA_VERSION 2
+/* How long a backup or restore waits for a writer: 20 ms per try. */
+#define COPY_BUSY_TRIES 500
 
 static const char schema_v1[] =
 	"CREATE TABLE IF NOT EXISTS settings("
@@ -149,11 +151,13 @@ copy_database(struct sqlite3 *dst, struct sqlite3 *src, char **error_r)
 		*error_r = xasprintf("%s", sqlite3_errmsg(dst));
 		return -1;
 	}
+	int busy = 0;
 	do {
 		rc = sqlite3_backup_step(b, -1);
 		if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
 			sqlite3_sleep(20);
-	} while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
+	} while (rc == SQLITE_OK ||
+	    ((rc == SQLITE_BUSY || rc == SQLITE_LOCKED) && ++busy < COPY_BUSY_TRIES));
 	sqlite3_backup_finish(b);
 	if (rc != SQLITE_DONE) {
 		*error_r = xasprintf("%s", sqlite3_errstr(rc));
@@ -162,21 +166,33 @@ copy_database(struct sqlite3 *dst, struct sqlite3 *src, char **error_r)
 	return 0;
 }
 
+/* The backup is written under a temporary name beside path and linked to
+ * path once complete: an interrupted backup never leaves a partial file
+ * under the name asked for. */
 int
 datadir_backup(struct sqlite3 *db, const char *path, char **error_r)
 {
 	struct sqlite3 *out = NULL;
-	/* Hashes and CRAM-MD5 keys: nobody else may read the copy. */
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	char tmp[4200];
 
+	if (access(path, F_OK) == 0) {
+		*error_r = xasprintf("cannot create %s: %s (choose a new file name)", path,
+		    strerror(EEXIST));
+		return -1;
+	}
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp-XXXXXX", path) >= sizeof(tmp)) {
+		*error_r = xasprintf("cannot create %s: %s", path, strerror(ENAMETOOLONG));
+		return -1;
+	}
+	/* Hashes and CRAM-MD5 keys: nobody else may read the copy (mkstemp: 0600). */
+	int fd = mkstemp(tmp);
 	if (fd < 0) {
-		*error_r = xasprintf("cannot create %s: %s%s", path, strerror(errno),
-		    errno == EEXIST ? " (choose a new file name)" : "");
+		*error_r = xasprintf("cannot create %s: %s", path, strerror(errno));
 		return -1;
 	}
 	close(fd);
-	if (sqlite3_open_v2(path, &out, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
-		*error_r = xasprintf("cannot open %s: %s", path, sqlite3_errmsg(out));
+	if (sqlite3_open_v2(tmp, &out, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+		*error_r = xasprintf("cannot open %s: %s", tmp, sqlite3_errmsg(out));
 		goto fail;
 	}
 	if (copy_database(out, db, error_r) < 0)
@@ -185,15 +201,21 @@ datadir_backup(struct sqlite3 *db, const char *path, char **error_r)
 	if (db_exec(out, "PRAGMA journal_mode = DELETE", error_r) < 0)
 		goto fail;
 	if (sqlite3_close(out) != SQLITE_OK) {
-		*error_r = xasprintf("cannot close %s", path);
+		*error_r = xasprintf("cannot close %s", tmp);
 		out = NULL;
 		goto fail;
 	}
+	out = NULL;
+	if (link(tmp, path) < 0) { /* never replaces a file that appeared meanwhile */
+		*error_r = xasprintf("cannot create %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	unlink(tmp);
 	return 0;
 fail:
 	if (out != NULL)
 		sqlite3_close(out);
-	unlink(path);
+	unlink(tmp);
 	return -1;
 }
 
@@ -244,10 +266,89 @@ datadir_backup_open(const char *path, char **error_r)
 	return in;
 }
 
-int
-datadir_restore(struct sqlite3 *db, struct sqlite3 *backup, char **error_r)
+/* Every table, index, trigger and view with its SQL, one per line. */
+static char *
+schema_text(struct sqlite3 *db)
 {
-	if (copy_database(db, backup, error_r) < 0)
-		return -1;
-	return schema_version(db) < SCHEMA_VERSION ? schema_upgrade(db, error_r) : 0;
+	sqlite3_stmt *st = db_prepare(db, "SELECT type, name, tbl_name, coalesce(sql, '') "
+	    "FROM sqlite_master ORDER BY type, name");
+	size_t len = 0;
+	char *out = xstrdup("");
+
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		char *line = xasprintf("%s %s %s %s\n", (const char *)sqlite3_column_text(st, 0),
+		    (const char *)sqlite3_column_text(st, 1), (const char *)sqlite3_column_text(st, 2),
+		    (const char *)sqlite3_column_text(st, 3));
+		size_t n = strlen(line);
+		out = xreallocarray(out, len + n + 1, 1);
+		memcpy(out + len, line, n + 1);
+		len += n;
+		free(line);
+	}
+	sqlite3_finalize(st);
+	return out;
+}
+
+/* The copy in memory must be, once brought up to date, exactly the schema
+ * this version makes (no missing column, no foreign trigger or view), and
+ * undamaged. */
+static int
+check_copy(struct sqlite3 *copy, const char *path, char **error_r)
+{
+	struct sqlite3 *ref = NULL;
+	int rc = -1;
+
+	if (sqlite3_open(":memory:", &ref) != SQLITE_OK || schema_upgrade(ref, error_r) < 0) {
+		if (*error_r == NULL)
+			*error_r = xasprintf("out of memory");
+		goto out;
+	}
+	char *want = schema_text(ref), *got = schema_text(copy);
+	bool same = strcmp(want, got) == 0;
+	free(want);
+	free(got);
+	if (!same) {
+		*error_r = xasprintf("%s is not a tegami backup (its tables differ from ours)", path);
+		goto out;
+	}
+	sqlite3_stmt *st = db_prepare(copy, "PRAGMA integrity_check");
+	bool ok = sqlite3_step(st) == SQLITE_ROW &&
+	    strcmp((const char *)sqlite3_column_text(st, 0), "ok") == 0;
+	sqlite3_finalize(st);
+	if (!ok) {
+		*error_r = xasprintf("%s is damaged (integrity check failed)", path);
+		goto out;
+	}
+	rc = 0;
+out:
+	sqlite3_close(ref);
+	return rc;
+}
+
+int
+datadir_restore(struct sqlite3 *db, struct sqlite3 *backup, const char *path, char **error_r)
+{
+	struct sqlite3 *copy = NULL;
+	int rc = -1;
+
+	/* Upgraded and checked in memory first: the live database changes in
+	 * one step, and only with something it can use. */
+	if (sqlite3_open(":memory:", &copy) != SQLITE_OK) {
+		*error_r = xasprintf("out of memory");
+		goto out;
+	}
+	if (copy_database(copy, backup, error_r) < 0)
+		goto out;
+	if (schema_version(copy) < SCHEMA_VERSION && schema_upgrade(copy, error_r) < 0) {
+		char *why = *error_r;
+		*error_r = xasprintf("%s cannot be brought up to date: %s", path, why);
+		free(why);
+		goto out;
+	}
+	if (check_copy(copy, path, error_r) < 0 || copy_database(db, copy, error_r) < 0)
+		goto out;
+	rc = 0;
+out:
+	sqlite3_close(copy);
+	return rc;
 }

@@ -33,10 +33,12 @@ int datadir_backup(struct sqlite3 *db, const char *path, char **error_r);
  * NULL with *error_r (caller frees). */
 struct sqlite3 *datadir_backup_open(const char *path, char **error_r);
 
-/* Replaces everything in db with the opened backup (an older schema is
- * brought up to date). The caller makes sure no daemon runs. 0, or -1 with
- * *error_r. */
-int datadir_restore(struct sqlite3 *db, struct sqlite3 *backup, char **error_r);
+/* Replaces everything in db with the opened backup (named path in
+ * messages), in one step, only after a copy in memory was brought up to date
+ * and found to be exactly our schema and undamaged. The caller makes sure no
+ * daemon runs. 0, or -1 with *error_r (db unchanged). */
+int datadir_restore(struct sqlite3 *db, struct sqlite3 *backup, const char *path,
+    char **error_r);
 
 /* Joins dir and a relative name into buf; aborts when it does not fit. */
 const char *datadir_path(const char *dir, const char *name, char *buf, size_t size);

@@ -40,12 +40,23 @@ privdrop_plan(struct privdrop *p, const char *dir, char *err, size_t errsize)
 	return 0;
 }
 
+/* The owner's groups: from its passwd entry, else its own group alone. */
+static int
+owner_groups(const struct privdrop *p)
+{
+	return p->named ? initgroups(p->name, p->gid) : setgroups(1, &p->gid);
+}
+
+/* Real and effective ids and the groups are the owner's (so that signals,
+ * group permissions and symlinks planted by the owner give nothing more than
+ * the owner has); only the saved ids stay root's, to come back. */
 int
 privdrop_as_owner(const struct privdrop *p, char *err, size_t errsize)
 {
 	if (!p->active || p->dropped)
 		return 0;
-	if (setegid(p->gid) < 0 || seteuid(p->uid) < 0) {
+	if (owner_groups(p) < 0 || setresgid(p->gid, p->gid, 0) < 0 ||
+	    setresuid(p->uid, p->uid, 0) < 0) {
 		snprintf(err, errsize, "cannot act as %s: %s", p->name, strerror(errno));
 		return -1;
 	}
@@ -55,9 +66,11 @@ privdrop_as_owner(const struct privdrop *p, char *err, size_t errsize)
 int
 privdrop_as_root(const struct privdrop *p, char *err, size_t errsize)
 {
+	static const gid_t root_group = 0;
+
 	if (!p->active || p->dropped)
 		return 0;
-	if (seteuid(0) < 0 || setegid(0) < 0) {
+	if (setresuid(0, 0, 0) < 0 || setresgid(0, 0, 0) < 0 || setgroups(1, &root_group) < 0) {
 		snprintf(err, errsize, "cannot return to root: %s", strerror(errno));
 		return -1;
 	}
@@ -97,8 +110,7 @@ privdrop_final(struct privdrop *p, bool keep_bind, char *err, size_t errsize)
 		snprintf(err, errsize, "prctl(PR_SET_KEEPCAPS): %s", strerror(errno));
 		return -1;
 	}
-	int rc = p->named ? initgroups(p->name, p->gid) : setgroups(1, &p->gid);
-	if (rc < 0 || setgid(p->gid) < 0 || setuid(p->uid) < 0) {
+	if (owner_groups(p) < 0 || setgid(p->gid) < 0 || setuid(p->uid) < 0) {
 		snprintf(err, errsize, "cannot become %s (uid %lu): %s", p->name,
 		    (unsigned long)p->uid, strerror(errno));
 		return -1;

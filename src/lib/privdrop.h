@@ -29,9 +29,10 @@ struct privdrop {
  * the owner is another user. 0, or -1 with a one-line reason in err. */
 int privdrop_plan(struct privdrop *p, const char *dir, char *err, size_t errsize);
 
-/* Acts as the owner (effective ids) until privdrop_as_root, so that the
- * files made meanwhile are the owner's. No-op when not active or dropped.
- * 0, or -1 with a reason. */
+/* Acts as the owner until privdrop_as_root: its real and effective ids and
+ * its groups (files made meanwhile are the owner's; signals, group rights
+ * and symlinks work as for the owner); only the saved ids stay root's. No-op
+ * when not active or dropped. 0, or -1 with a reason. */
 int privdrop_as_owner(const struct privdrop *p, char *err, size_t errsize);
 int privdrop_as_root(const struct privdrop *p, char *err, size_t errsize);
 

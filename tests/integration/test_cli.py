@@ -973,3 +973,54 @@ def test_backup_restore_errors(tegami_new, tmp_path):
         db.execute("PRAGMA user_version = 99")
     fails(t.cli("restore", newer, check=False), 1, "newer tegami", "99")
     assert "example.test" in t.cli("domain", "list").stdout     # nothing was changed
+
+
+def test_restore_refuses_a_file_unlike_our_schema_and_changes_nothing(tegami_new, tmp_path):
+    """A backup is restored only if, brought up to date in memory, it is
+    exactly our schema and undamaged; otherwise the data stays as it was."""
+    t = tegami_new
+    t.add_user("alice@example.test")
+    good = tmp_path / "good.db"
+    t.cli("backup", good)
+
+    def variant(name, *sql):
+        path = tmp_path / name
+        path.write_bytes(good.read_bytes())
+        with sqlite3.connect(path) as db:
+            for q in sql:
+                db.execute(q)
+        db.close()
+        return path
+
+    missing = variant("missing.db", "ALTER TABLE users DROP COLUMN cram_md5")
+    fails(t.cli("restore", missing, check=False), 1, "not a tegami backup", "tables differ")
+    extra = variant("trigger.db", "CREATE TRIGGER t AFTER INSERT ON users BEGIN "
+                    "DELETE FROM domains; END")
+    fails(t.cli("restore", extra, check=False), 1, "tables differ")
+    view = variant("view.db", "CREATE VIEW v AS SELECT * FROM users")
+    fails(t.cli("restore", view, check=False), 1, "tables differ")
+    # Claims schema 1 but already has what the upgrade adds: cannot be upgraded.
+    old = variant("old.db", "PRAGMA user_version = 1")
+    fails(t.cli("restore", old, check=False), 1, "cannot be brought up to date")
+    # A damaged page in the middle of the file.
+    broken = tmp_path / "broken.db"
+    data = bytearray(good.read_bytes())
+    for i in range(4096 + 100, min(len(data), 4096 * 3)):
+        data[i] = 0x5A
+    broken.write_bytes(bytes(data))
+    r = t.cli("restore", broken, check=False)
+    assert r.returncode == 1 and r.stderr.startswith("tegami: "), r.stderr
+    # After all that, the data directory is untouched and usable.
+    assert "alice@example.test" in t.cli("user", "list").stdout
+    assert t.cli("config", "get", "log.level").stdout.strip() == "info"
+
+
+def test_backup_leaves_no_temporary_file(tegami_new, tmp_path):
+    t = tegami_new
+    backup = tmp_path / "b.db"
+    t.cli("backup", backup)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("b.db")) == ["b.db"]
+    with sqlite3.connect(backup) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    db.close()

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import SANITIZED, TEGAMID, Tegami
+from conftest import SANITIZED, TEGAMI, TEGAMID, Tegami
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop privileges")
 
@@ -234,3 +234,56 @@ def test_root_only_key_is_read_at_start_and_kept_at_reload(owned, tmp_path):
         s.starttls()
         assert b"mail.example.test" in s.sock.getpeercert(binary_form=True)  # the same one
         assert s.noop()[0] == 250
+
+
+def hold_pid_file(t, pid):
+    """Makes DATA/tegamid.pid say pid, locked as a running daemon's would be
+    (the owner of the data directory can do this)."""
+    import fcntl
+    f = open(t.dir / "tegamid.pid", "w")
+    f.write("%d\n" % pid)
+    f.flush()
+    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return f
+
+
+def test_reload_cannot_signal_a_root_process(owned):
+    """tegami run as root acts as the owner with its real uid too: a pid file
+    the owner controls cannot make it signal a process of root's."""
+    victim = subprocess.Popen(["sleep", "60"])
+    lock = hold_pid_file(owned, victim.pid)
+    try:
+        r = owned.cli("reload", check=False)
+        assert r.returncode == 1
+        assert "cannot signal tegamid (pid %d)" % victim.pid in r.stderr
+        assert "Operation not permitted" in r.stderr
+        time.sleep(0.2)
+        assert victim.poll() is None                        # still alive
+    finally:
+        lock.close()
+        victim.kill()
+        victim.wait()
+
+
+def test_status_reads_as_the_owner_not_with_roots_groups(owned):
+    """A symlink the owner plants in the data directory gives tegami (run as
+    root, in root's group) no more access than the owner has."""
+    base = pathlib.Path(tempfile.mkdtemp(prefix="tegami-secret-", dir="/tmp"))
+    try:
+        os.chmod(base, 0o755)
+        secret = base / "secret"
+        secret.write_text("pid: 1\nTOP-SECRET\n")
+        os.chown(secret, 0, 0)
+        os.chmod(secret, 0o640)                              # root's group may read
+        (owned.dir / "tegamid.state").symlink_to(secret)
+        lock = hold_pid_file(owned, os.getpid())
+        try:
+            r = subprocess.run(["setpriv", "--groups", "0", "--", str(TEGAMI), "-D",
+                                str(owned.dir), "status"], capture_output=True, text=True,
+                               timeout=60)
+            assert "running (pid %d)" % os.getpid() in r.stdout, r.stdout + r.stderr
+            assert "TOP-SECRET" not in r.stdout + r.stderr
+        finally:
+            lock.close()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
