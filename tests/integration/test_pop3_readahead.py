@@ -294,3 +294,23 @@ def test_messages_moving_from_new_to_cur_during_the_session(tegami_new):
     assert body == b"Subject: r0100\r\n\r\nbody 0100\r\n"
     assert wait_until(lambda: not os.listdir(md / "new"), timeout=30)   # settled now
     assert q.cmd("QUIT") == "+OK Bye"
+
+
+def test_daemon_stops_cleanly_while_messages_move(tegami_new):
+    """SIGTERM right after a login on a 5,000-message new/: tegamid stops the
+    moves, exits 0 (under the sanitizers: no leak), and every message is in
+    new/ or cur/, once."""
+    tegami_new.add_user(ALICE)
+    t = tegami_new.start(**PLAIN)
+    md = t.maildir(ALICE)
+    for sub in ("new", "cur", "tmp"):
+        (md / sub).mkdir(parents=True, exist_ok=True)
+    n = 5000
+    for i in range(n):
+        (md / "new" / ("1700000000.M%04dP1.stop" % i)).write_bytes(b"Subject: s\n\nx\n")
+    p = Pop3(t.pop3_port, timeout=60)
+    assert p.login().startswith("+OK Logged in, %d messages" % n)
+    assert t.stop() == 0
+    names = os.listdir(md / "new") + os.listdir(md / "cur")
+    assert len(names) == n and len({x.split(":")[0] for x in names}) == n
+    p.close()
