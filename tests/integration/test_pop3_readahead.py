@@ -182,6 +182,20 @@ def test_message_removed_by_another_reader_after_it_was_read_ahead(box):
 
 # --- the output cap ---------------------------------------------------------
 
+
+def started_with_files(tegami_new, sub, names_and_bodies):
+    """A started daemon whose ALICE Maildir holds the given files in sub
+    (placed there as another delivery agent would); returns (t, maildir)."""
+    tegami_new.add_user(ALICE)
+    t = tegami_new.start(**PLAIN)
+    md = t.maildir(ALICE)
+    for d in ("new", "cur", "tmp"):
+        (md / d).mkdir(parents=True, exist_ok=True)
+    for name, body in names_and_bodies:
+        (md / sub / name).write_bytes(body)
+    return t, md
+
+
 def read_until(sock, done, timeout=15):
     """Reads until done(buffer) or timeout; returns what arrived."""
     sock.settimeout(timeout)
@@ -204,14 +218,9 @@ def test_pipelined_commands_past_the_output_cap_are_all_answered(tegami_new):
     output cap, to a client that reads as fast as replies come (a large
     receive buffer: the socket takes whatever is written). LIST and STAT must
     be answered without the client sending anything more."""
-    tegami_new.add_user(ALICE)
-    t = tegami_new.start(**PLAIN)
-    md = t.maildir(ALICE)
-    for sub in ("new", "cur", "tmp"):
-        (md / sub).mkdir(parents=True, exist_ok=True)
     n = 8000
-    for i in range(n):
-        (md / "cur" / ("1700000000.M%dP1.host,S=19,W=20:2," % i)).write_bytes(b"Subject: x\n\nhi\n")
+    t, md = started_with_files(tegami_new, "cur", (
+        ("1700000000.M%dP1.host,S=19,W=20:2," % i, b"Subject: x\n\nhi\n") for i in range(n)))
     s = socket.create_connection(("127.0.0.1", t.pop3_port))
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
     read_until(s, lambda b: b.endswith(b"\r\n"))
@@ -227,14 +236,9 @@ def test_tls_filter_holds_a_bounded_amount_for_a_client_that_does_not_read(tegam
     """After STLS the encrypted reply waits in a bounded buffer, not whole in
     memory, while the client does not read a 48 MB message; then it arrives
     complete."""
-    tegami_new.add_user(ALICE)
-    t = tegami_new.start(**PLAIN)
-    md = t.maildir(ALICE)
-    for sub in ("new", "cur", "tmp"):
-        (md / sub).mkdir(parents=True, exist_ok=True)
     line = b"0123456789" * 7 + b"\n"
     body = b"Subject: big\n\n" + line * (48 * 1024 * 1024 // len(line))
-    (md / "new" / "1700000000.M1P1.bigtest").write_bytes(body)
+    t, md = started_with_files(tegami_new, "new", [("1700000000.M1P1.bigtest", body)])
     wire = len(body) + body.count(b"\n")
 
     def rss_kb():
@@ -261,15 +265,10 @@ def test_messages_moving_from_new_to_cur_during_the_session(tegami_new):
     in cur/), the deletions hit wherever the file is, and a QUIT in the
     middle of the moves loses and duplicates nothing (what was not moved
     waits in new/ for the next session)."""
-    tegami_new.add_user(ALICE)
-    t = tegami_new.start(**PLAIN)
-    md = t.maildir(ALICE)
-    for sub in ("new", "cur", "tmp"):
-        (md / sub).mkdir(parents=True, exist_ok=True)
     n = 3000
-    for i in range(n):
-        (md / "new" / ("1700000000.M%04dP1.race" % i)).write_bytes(
-            b"Subject: r%04d\n\nbody %04d\n" % (i, i))
+    t, md = started_with_files(tegami_new, "new", (
+        ("1700000000.M%04dP1.race" % i, b"Subject: r%04d\n\nbody %04d\n" % (i, i))
+        for i in range(n)))
     p = Pop3(t.pop3_port, timeout=60)
     p.send("USER %s\r\nPASS secret\r\n" % ALICE
            + "".join("RETR %d\r\n" % i for i in range(1, 201))
@@ -300,14 +299,9 @@ def test_daemon_stops_cleanly_while_messages_move(tegami_new):
     """SIGTERM right after a login on a 5,000-message new/: tegamid stops the
     moves, exits 0 (under the sanitizers: no leak), and every message is in
     new/ or cur/, once."""
-    tegami_new.add_user(ALICE)
-    t = tegami_new.start(**PLAIN)
-    md = t.maildir(ALICE)
-    for sub in ("new", "cur", "tmp"):
-        (md / sub).mkdir(parents=True, exist_ok=True)
     n = 5000
-    for i in range(n):
-        (md / "new" / ("1700000000.M%04dP1.stop" % i)).write_bytes(b"Subject: s\n\nx\n")
+    t, md = started_with_files(tegami_new, "new", (
+        ("1700000000.M%04dP1.stop" % i, b"Subject: s\n\nx\n") for i in range(n)))
     p = Pop3(t.pop3_port, timeout=60)
     assert p.login().startswith("+OK Logged in, %d messages" % n)
     assert t.stop() == 0
