@@ -216,12 +216,11 @@ tls_apply(struct daemon *d)
 	SSL_CTX *ctx = tls_load(d, err, sizeof(err));
 
 	if (ctx == NULL) {
+		char note[256] = "";
 		if (d->priv.dropped)
-			log_error("event=tls_failed error=\"%s\" note=\"tegamid now runs as %s: "
-			    "the certificate and key must be readable by %s, or restart it\"", err,
-			    d->priv.name, d->priv.name);
-		else
-			log_error("event=tls_failed error=\"%s\"", err);
+			snprintf(note, sizeof(note), " note=\"tegamid now runs as %s: the certificate "
+			    "and key must be readable by %s, or restart it\"", d->priv.name, d->priv.name);
+		log_error("event=tls_failed error=\"%s\"%s", err, note);
 		return -1;
 	}
 	smtp_server_set_tls(d->smtp, ctx);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf/settings.h"
 #include "lib/log.h"
 #include "lib/strutil.h"
 #include "lib/xmalloc.h"
@@ -125,6 +126,21 @@ screen_failure(struct screen *sc, const char *ip, time_t now, uint64_t window)
 			recent++;
 	}
 	return recent;
+}
+
+int
+screen_login_failed(struct screen *sc, const struct config *cfg, const char *ip,
+    const char *reason, unsigned *recent_r)
+{
+	time_t now = time(NULL);
+	unsigned n = screen_failure(sc, ip, now, cfg->screen_window);
+
+	*recent_r = n;
+	if (cfg->screen_enabled && n >= cfg->screen_auth_failures) {
+		screen_ban(sc, ip, now, cfg->screen_ban_time, reason);
+		return -1;
+	}
+	return (int)(n < cfg->auth_fail_delay_max ? n : cfg->auth_fail_delay_max);
 }
 
 void

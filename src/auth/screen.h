@@ -26,6 +26,17 @@ bool screen_banned(struct screen *sc, const char *ip);
 unsigned screen_failure(struct screen *sc, const char *ip, time_t now, uint64_t window);
 
 /* Bans ip until now + seconds, in memory and in the database. */
+struct config;
+
+/* A failed login from ip (A7), the rule SMTP AUTH and POP3 share: counts it;
+ * with screen.enabled and the IP's recent failures at screen.auth_failures,
+ * bans the IP for screen.ban_time (reason: what failed) and returns -1;
+ * otherwise returns the seconds to wait before the failure reply (one per
+ * recent failure, at most auth.fail_delay_max). *recent_r: the IP's recent
+ * failures, for the log. */
+int screen_login_failed(struct screen *sc, const struct config *cfg, const char *ip,
+    const char *reason, unsigned *recent_r);
+
 void screen_ban(struct screen *sc, const char *ip, time_t now, uint64_t seconds,
     const char *reason);
 

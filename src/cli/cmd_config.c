@@ -238,30 +238,34 @@ import_text(char *text, struct pending **p_r, size_t *n_r)
 	return rc;
 }
 
+/* Reads and checks an export (text or JSON) into *p_r. CLI_OK, or an exit
+ * code after saying why. */
+static int
+import_read(const char *path, char **text_r, struct pending **p_r, size_t *n_r)
+{
+	size_t len;
+
+	*text_r = NULL;
+	if (fs_read_file(path, IMPORT_MAX, text_r, &len) < 0)
+		return cli_error(CLI_FAIL, "cannot read %s: %s", path, strerror(errno));
+	if (strlen(*text_r) != len)
+		return cli_error(CLI_USAGE, "%s: not a text file", path);
+	const char *first = *text_r + strspn(*text_r, " \t\r\n");
+	return *first == '{' ? import_json(*text_r, p_r, n_r) : import_text(*text_r, p_r, n_r);
+}
+
 int
 cmd_config_import(struct cli *c, int argc, char **argv)
 {
 	char *text;
-	size_t len, n = 0;
+	size_t n = 0;
 	struct pending *p = NULL;
 
 	if (argc != 1)
 		return cli_error(CLI_USAGE, "usage: tegami config import FILE   (text or JSON, as exported)");
 	/* The file and the values, as the invoker (see cmd_config_set). */
 	cli_as_invoker(c);
-	int rc = fs_read_file(argv[0], IMPORT_MAX, &text, &len);
-	if (rc < 0) {
-		int saved = errno;
-		cli_as_owner(c);
-		return cli_error(CLI_FAIL, "cannot read %s: %s", argv[0], strerror(saved));
-	}
-	if (strlen(text) != len) {
-		cli_as_owner(c);
-		free(text);
-		return cli_error(CLI_USAGE, "%s: not a text file", argv[0]);
-	}
-	const char *first = text + strspn(text, " \t\r\n");
-	rc = *first == '{' ? import_json(text, &p, &n) : import_text(text, &p, &n);
+	int rc = import_read(argv[0], &text, &p, &n);
 	cli_as_owner(c);
 	if (rc == CLI_OK)
 		rc = store_all(c, p, n);

@@ -266,27 +266,23 @@ datadir_backup_open(const char *path, char **error_r)
 	return in;
 }
 
-/* Every table, index, trigger and view with its SQL, one per line. */
-static char *
-schema_text(struct sqlite3 *db)
+/* The same tables, indexes, triggers and views, with the same SQL. */
+static bool
+same_schema(struct sqlite3 *a, struct sqlite3 *b)
 {
-	sqlite3_stmt *st = db_prepare(db, "SELECT type, name, tbl_name, coalesce(sql, '') "
-	    "FROM sqlite_master ORDER BY type, name");
-	size_t len = 0;
-	char *out = xstrdup("");
+	static const char sql[] = "SELECT type || ' ' || name || ' ' || tbl_name || ' ' || "
+	    "coalesce(sql, '') FROM sqlite_master ORDER BY type, name";
+	sqlite3_stmt *sa = db_prepare(a, sql), *sb = db_prepare(b, sql);
+	int ra, rb;
 
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		char *line = xasprintf("%s %s %s %s\n", (const char *)sqlite3_column_text(st, 0),
-		    (const char *)sqlite3_column_text(st, 1), (const char *)sqlite3_column_text(st, 2),
-		    (const char *)sqlite3_column_text(st, 3));
-		size_t n = strlen(line);
-		out = xreallocarray(out, len + n + 1, 1);
-		memcpy(out + len, line, n + 1);
-		len += n;
-		free(line);
-	}
-	sqlite3_finalize(st);
-	return out;
+	while ((ra = sqlite3_step(sa)) == SQLITE_ROW && (rb = sqlite3_step(sb)) == SQLITE_ROW &&
+	    strcmp((const char *)sqlite3_column_text(sa, 0),
+	        (const char *)sqlite3_column_text(sb, 0)) == 0)
+		;
+	bool same = ra == SQLITE_DONE && sqlite3_step(sb) == SQLITE_DONE;
+	sqlite3_finalize(sa);
+	sqlite3_finalize(sb);
+	return same;
 }
 
 /* The copy in memory must be, once brought up to date, exactly the schema
@@ -303,11 +299,7 @@ check_copy(struct sqlite3 *copy, const char *path, char **error_r)
 			*error_r = xasprintf("out of memory");
 		goto out;
 	}
-	char *want = schema_text(ref), *got = schema_text(copy);
-	bool same = strcmp(want, got) == 0;
-	free(want);
-	free(got);
-	if (!same) {
+	if (!same_schema(ref, copy)) {
 		*error_r = xasprintf("%s is not a tegami backup (its tables differ from ours)", path);
 		goto out;
 	}

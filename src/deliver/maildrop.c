@@ -29,7 +29,7 @@ struct maildrop_settle {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	enum settle_state state;
-	bool cancel;
+	bool cancel;            /* set under mu, read lock-free by the job (atomic) */
 	int refs;               /* the maildrop's and the job's */
 	size_t done;            /* moves made, in order (atomic: read by the loop) */
 	char *dir;
@@ -312,7 +312,7 @@ settle_stop(struct maildrop *md)
 	if (st == NULL)
 		return;
 	pthread_mutex_lock(&st->mu);
-	st->cancel = true;
+	__atomic_store_n(&st->cancel, true, __ATOMIC_RELEASE);
 	while (st->state == SETTLE_RUNNING)
 		pthread_cond_wait(&st->cv, &st->mu);
 	pthread_mutex_unlock(&st->mu);
@@ -434,12 +434,7 @@ maildrop_settle_run(struct maildrop_settle *st)
 	}
 	st->state = SETTLE_RUNNING;
 	pthread_mutex_unlock(&st->mu);
-	for (size_t i = 0; i < st->n; i++) {
-		pthread_mutex_lock(&st->mu);
-		bool stop = st->cancel;
-		pthread_mutex_unlock(&st->mu);
-		if (stop)
-			break;
+	for (size_t i = 0; i < st->n && !__atomic_load_n(&st->cancel, __ATOMIC_ACQUIRE); i++) {
 		snprintf(src, sizeof(src), "%s/new/%s", st->dir, st->from[i]);
 		snprintf(dst, sizeof(dst), "%s/cur/%s", st->dir, st->to[i]);
 		(void)rename(src, dst); /* gone meanwhile: another reader took it */

@@ -271,21 +271,18 @@ on_fail_delay(evutil_socket_t fd, short what, void *arg)
 static void
 login_failed(struct pop3_session *s, const char *user)
 {
-	const struct config *cfg = pop3_server_config(s->srv);
-	struct screen *sc = pop3_server_screen(s->srv);
-	time_t now = time(NULL);
-	unsigned n = screen_failure(sc, s->ip, now, cfg->screen_window);
+	unsigned n;
+	int delay = screen_login_failed(pop3_server_screen(s->srv), pop3_server_config(s->srv),
+	    s->ip, "failed POP3 login", &n);
 
 	log_info("event=auth_failed service=pop3 session=%llx client=%s user=%s recent=%u",
 	    (unsigned long long)s->id, s->ip, user, n);
-	if (cfg->screen_enabled && n >= cfg->screen_auth_failures) {
-		screen_ban(sc, s->ip, now, cfg->screen_ban_time, "failed POP3 login");
+	if (delay < 0) {
 		reply(s, "-ERR [AUTH] Too many failed logins");
 		s->busy = false;
 		close_after(s);
 		return;
 	}
-	unsigned delay = n < cfg->auth_fail_delay_max ? n : (unsigned)cfg->auth_fail_delay_max;
 	struct timeval tv = { (time_t)delay, 0 };
 	s->busy = true;
 	s->timer = evtimer_new(pop3_server_base(s->srv), on_fail_delay, s);

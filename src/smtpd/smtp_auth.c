@@ -104,23 +104,20 @@ static void
 auth_failed(struct smtp_session *s, const char *user, const char *mech)
 {
 	const struct config *cfg = smtp_server_config(s->srv);
-	time_t now = time(NULL);
-	unsigned n = screen_failure(smtp_server_screen(s->srv), s->ip, now, cfg->screen_window);
+	unsigned n;
+	/* The delay grows with the IP's recent failures (A7 throttling). */
+	int delay = screen_login_failed(smtp_server_screen(s->srv), cfg, s->ip, "failed AUTH", &n);
 
 	log_info("event=auth_failed session=%llx client=%s user=%s mech=%s recent=%u",
 	    (unsigned long long)s->id, s->ip, user, mech, n);
 	exchange_end(s);
-	if (cfg->screen_enabled && n >= cfg->screen_auth_failures) {
-		screen_ban(smtp_server_screen(s->srv), s->ip, now, cfg->screen_ban_time,
-		    "failed AUTH");
+	if (delay < 0) {
 		s->busy = false;
 		smtp_session_close(s, "421 4.7.0 %s Error: too many failed authentications",
 		    cfg->server_hostname);
 		smtp_session_input(s);
 		return;
 	}
-	/* The delay grows with the IP's recent failures (A7 throttling). */
-	unsigned delay = n < cfg->auth_fail_delay_max ? n : (unsigned)cfg->auth_fail_delay_max;
 	struct timeval tv = { (time_t)delay, 0 };
 	s->busy = true;
 	s->auth_delay = evtimer_new(smtp_server_base(s->srv), on_fail_delay, s);
