@@ -31,24 +31,24 @@ run: build
 # AddressSanitizer + UndefinedBehaviorSanitizer.
 test:
 	@bash scripts/deps.sh test
-	@$(MAKE) --no-print-directory build CMAKE_FLAGS="-DTEGAMI_WERROR=ON"
+	@$(MAKE) --no-print-directory build CMAKE_FLAGS="-DTEGAMI_WERROR=ON -DTEGAMI_REQUIRE_TESTS=ON"
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory test-asan
 
 unit:
-	cd $(BUILD) && ctest --output-on-failure
+	cd $(BUILD) && ctest --output-on-failure --no-tests=error
 
 integration:
 	TEGAMI_BUILD=$(abspath $(BUILD)) $(PYTEST) -q tests/integration
 
 asan:
 	@bash scripts/deps.sh test
-	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTEGAMI_SANITIZE=ON -DTEGAMI_WERROR=ON >/dev/null
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTEGAMI_SANITIZE=ON -DTEGAMI_WERROR=ON -DTEGAMI_REQUIRE_TESTS=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 
 test-asan: asan
-	cd $(ASAN_BUILD) && ctest --output-on-failure
+	cd $(ASAN_BUILD) && ctest --output-on-failure --no-tests=error
 	TEGAMI_BUILD=$(abspath $(ASAN_BUILD)) TEGAMI_SANITIZED=1 \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(PYTEST) -q tests/integration
