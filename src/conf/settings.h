@@ -60,6 +60,7 @@ struct config {
 	char pop3s_listen[CONFIG_STR_MAX];
 	char pop3_alwssl[8];
 	uint64_t pop3_timeout;
+	uint64_t pop3_command_max_time;
 	uint64_t pop3_max_sessions;
 	uint64_t pop3_max_sessions_per_ip;
 	bool screen_enabled;
@@ -81,6 +82,8 @@ struct config {
 	uint64_t smtp_max_sessions_per_ip;
 	uint64_t smtp_timeout_command;
 	uint64_t smtp_timeout_data;
+	uint64_t smtp_command_max_time;
+	uint64_t smtp_data_max_time;
 	uint64_t smtp_max_errors;
 	bool smtp_allow_bare_lf;
 	bool smtp_percent_routing;

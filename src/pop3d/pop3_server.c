@@ -13,6 +13,7 @@
 #include "conf/settings.h"
 #include "deliver/maildir.h"
 #include "deliver/maildrop.h"
+#include "lib/conn.h"
 #include "lib/ipcount.h"
 #include "lib/listeners.h"
 #include "lib/log.h"
@@ -32,7 +33,11 @@ struct pop3_server {
 	size_t nsessions, cap;
 	uint64_t next_id;
 	struct ipcount_table *per_ip; /* sessions per client IP (pop3.max_sessions_per_ip) */
+	unsigned refusing;            /* POP3S refusals in flight */
 };
+
+/* POP3S refusals (a handshake each) at once; past it, a plain close. */
+#define POP3_REFUSING_MAX 64
 
 /* Opening a maildrop scans and renames files, and the UPDATE state unlinks
  * them: a worker's job either way. The session points at it while it runs
@@ -61,11 +66,21 @@ pop3_server_set_tls(struct pop3_server *srv, struct ssl_ctx_st *ctx)
 	srv->tls = ctx;
 }
 
+/* Refuses a connection with one line, without a session; on POP3S inside
+ * TLS after the handshake (a TLS client reads plaintext as garbage), a
+ * bounded number at a time. */
 static void
-refuse(int fd, const char *line)
+refuse(struct pop3_server *srv, int kind, int fd, const char *line)
 {
-	ssize_t w = send(fd, line, strlen(line), MSG_DONTWAIT | MSG_NOSIGNAL);
+	char buf[256];
+	int n = snprintf(buf, sizeof(buf), "%s\r\n", line);
 
+	if (kind == POP3_LISTENER_TLS) {
+		conn_refuse_tls(srv->deps.base, fd, srv->tls, line, &srv->refusing,
+		    POP3_REFUSING_MAX);
+		return;
+	}
+	ssize_t w = send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
 	(void)w;
 	close(fd);
 }
@@ -80,13 +95,13 @@ on_accept(void *arg, int kind, int fd, struct sockaddr *sa)
 	netaddr_ip(sa, ip, sizeof(ip));
 	if (screen_banned(srv->deps.screen, ip)) {
 		log_warn("event=refused service=pop3 client=%s reason=screened", ip);
-		refuse(fd, "-ERR [SYS/TEMP] your address is temporarily refused\r\n");
+		refuse(srv, kind, fd, "-ERR [SYS/TEMP] your address is temporarily refused");
 		return;
 	}
 	if (srv->nsessions >= cfg->pop3_max_sessions ||
 	    ipcount_get(srv->per_ip, ip) >= cfg->pop3_max_sessions_per_ip) {
 		log_warn("event=refused service=pop3 client=%s reason=max_sessions", ip);
-		refuse(fd, "-ERR [SYS/TEMP] too many connections\r\n");
+		refuse(srv, kind, fd, "-ERR [SYS/TEMP] too many connections");
 		return;
 	}
 	if (kind == POP3_LISTENER_TLS && srv->tls == NULL) {

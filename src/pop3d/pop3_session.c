@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,12 +21,10 @@
 #include "conf/directory.h"
 #include "conf/settings.h"
 #include "deliver/maildrop.h"
-#include "lib/drain.h"
+#include "lib/conn.h"
 #include "lib/log.h"
 #include "lib/netaddr.h"
-#include "lib/sendq.h"
 #include "lib/strutil.h"
-#include "lib/tls.h"
 #include "lib/xmalloc.h"
 #include "mail/pop3_wire.h"
 #include "mail/sasl.h"
@@ -37,48 +34,44 @@
 #define AHEAD_MAX (64 * 1024)
 #define AHEAD_NONE SIZE_MAX
 
-static void read_cb(struct bufferevent *bev, void *arg);
-static void write_cb(struct bufferevent *bev, void *arg);
-static void event_cb(struct bufferevent *bev, short what, void *arg);
+static void conn_cb(struct conn *c, enum conn_event ev, void *arg);
 static void session_input(struct pop3_session *s);
 
 static void reply(struct pop3_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-/* Replies are gathered in s->out and leave in one write (flush_out). */
+/* Replies are gathered by the conn and leave in one write (flush_out). */
 static void
 reply(struct pop3_session *s, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	sendq_vline(s->out, POP3_REPLY_MAX, fmt, ap);
+	conn_vprintf(s->conn, POP3_REPLY_MAX, fmt, ap);
 	va_end(ap);
 }
 
-/* Hands the gathered replies to the connection (lib/sendq.h): straight onto
- * a plain socket when nothing is queued before them. */
 static void
 flush_out(struct pop3_session *s)
 {
-	sendq_flush(s->bev, s->out, !s->tls);
+	conn_flush(s->conn);
 }
 
 static size_t
 out_pending(struct pop3_session *s)
 {
-	return sendq_pending(s->bev, s->out);
+	return conn_pending(s->conn);
 }
 
 static void
-setup_bev(struct pop3_session *s)
+setup_conn(struct pop3_session *s)
 {
-	struct timeval tv = { (time_t)pop3_server_config(s->srv)->pop3_timeout, 0 };
+	const struct config *cfg = pop3_server_config(s->srv);
 
-	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, SASL_LINE_MAX + 2);
-	bufferevent_set_timeouts(s->bev, &tv, &tv);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	conn_set_timeout(s->conn, (unsigned)(1000 * cfg->pop3_timeout));
+	conn_set_line_timeout(s->conn, (unsigned)(1000 * cfg->pop3_command_max_time));
+	conn_set_input_max(s->conn, SASL_LINE_MAX + 2);
+	conn_set_output_max(s->conn, POP3_OUTPUT_HIGHWAT);
 }
 
 struct pop3_session *
@@ -92,22 +85,15 @@ pop3_session_create(struct pop3_server *srv, int fd, const struct sockaddr *sa, 
 	s->id = id;
 	s->kind = kind;
 	s->retr.fd = -1;
-	s->out = evbuffer_new();
 	s->ahead = evbuffer_new();
-	if (s->out == NULL || s->ahead == NULL)
+	if (s->ahead == NULL)
 		fatalx("evbuffer_new failed");
 	s->ahead_index = AHEAD_NONE;
 	s->next_retr = AHEAD_NONE;
 	netaddr_ip(sa, s->ip, sizeof(s->ip));
-	if (kind == POP3_LISTENER_TLS) {
-		s->bev = tls_bufferevent_accept(base, fd, NULL, ctx);
-		s->tls = true;
-	} else {
-		s->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-	}
-	if (s->bev == NULL)
-		fatalx("bufferevent_socket_new failed");
-	setup_bev(s);
+	s->tls = kind == POP3_LISTENER_TLS;
+	s->conn = conn_accept(base, fd, s->tls ? ctx : NULL, conn_cb, s);
+	setup_conn(s);
 	log_info("event=connect service=pop3 session=%llx client=%s tls=%s",
 	    (unsigned long long)id, s->ip, s->tls ? "yes" : "no");
 	/* No APOP timestamp: APOP needs the plaintext password (A8). */
@@ -146,39 +132,23 @@ pop3_session_destroy(struct pop3_session *s)
 		auth_request_cancel(s->auth_req);
 	if (s->timer != NULL)
 		event_free(s->timer);
-	drain_cancel(&s->drain);
 	retr_stop(s);
 	sasl_end(s);
 	maildrop_close(&s->md); /* a dropped connection deletes nothing */
-	bufferevent_free(s->bev);
-	evbuffer_free(s->out);
+	conn_close(&s->conn); /* the last replies still reach the wire */
 	evbuffer_free(s->ahead);
 	free(s->user);
 	free(s->login);
 	free(s);
 }
 
-static void
-drain_done(void *arg)
-{
-	struct pop3_session *s = arg;
-
-	s->drain = NULL; /* the drain freed itself */
-	pop3_session_destroy(s);
-}
-
-/* Frees the session once its last reply is on the wire. */
+/* Frees the session; its last replies still reach the wire (conn_close). */
 static void
 finish(struct pop3_session *s)
 {
-	if (s->busy || s->drain != NULL)
+	if (s->busy)
 		return;
-	flush_out(s);
-	if (tls_bufferevent_flushed(s->bev)) {
-		pop3_session_destroy(s);
-		return;
-	}
-	s->drain = drain_start(pop3_server_base(s->srv), s->bev, drain_done, s);
+	pop3_session_destroy(s);
 }
 
 static void
@@ -186,7 +156,7 @@ close_after(struct pop3_session *s)
 {
 	s->closing = true;
 	s->state = POP3_STATE_CLOSING;
-	bufferevent_disable(s->bev, EV_READ);
+	conn_stop_reading(s->conn);
 }
 
 /* --- capabilities and policy --- */
@@ -441,8 +411,6 @@ cmd_auth(struct pop3_session *s, char *args)
 static void
 cmd_stls(struct pop3_session *s, char *args)
 {
-	struct bufferevent *under = s->bev;
-
 	if (s->tls) {
 		reply(s, "-ERR TLS is already active");
 		return;
@@ -452,15 +420,12 @@ cmd_stls(struct pop3_session *s, char *args)
 		return;
 	}
 	reply(s, "+OK Begin TLS negotiation");
-	flush_out(s); /* in the clear, before the TLS layer goes on top */
-	/* RFC 2595 §4 (the CVE-2011-0411 class): nothing sent before the
-	 * handshake is executed after it. */
-	evbuffer_drain(bufferevent_get_input(under), evbuffer_get_length(bufferevent_get_input(under)));
-	s->bev = tls_bufferevent_accept(pop3_server_base(s->srv), -1, under, pop3_server_tls(s->srv));
+	/* The reply leaves in the clear; RFC 2595 §4 (the CVE-2011-0411
+	 * class): nothing sent before the handshake is executed after it. */
+	conn_starttls_server(s->conn, pop3_server_tls(s->srv));
 	s->tls = true;
 	free(s->user);
 	s->user = NULL;
-	setup_bev(s);
 }
 
 static void
@@ -595,7 +560,7 @@ static void
 retr_fill(struct pop3_session *s)
 {
 	while (s->retr.fd >= 0 && out_pending(s) < POP3_OUTPUT_HIGHWAT) {
-		int r = retr_read(&s->retr, s->out);
+		int r = retr_read(&s->retr, conn_output(s->conn));
 		if (r < 0) {
 			/* Mid-message we cannot take the +OK back: end the session. */
 			log_error("event=retr_failed session=%llx error=\"%s\"",
@@ -629,7 +594,7 @@ ahead_load(struct pop3_session *s)
 	if (s->state != POP3_STATE_TRANSACTION || s->busy || s->closing ||
 	    i >= s->md->n || s->ahead_index == i || s->md->msgs[i].deleted ||
 	    s->md->msgs[i].size > AHEAD_MAX || out_pending(s) > 0 ||
-	    evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
+	    evbuffer_get_length(conn_input(s->conn)) > 0)
 		return;
 	ahead_drop(s);
 	int fd = maildrop_open_msg(s->md, i);
@@ -666,7 +631,7 @@ retr_start(struct pop3_session *s, char *args, bool top)
 		return;
 	if (!top && s->ahead_index == i) {
 		reply(s, "+OK %llu octets", (unsigned long long)m->size);
-		evbuffer_add_buffer(s->out, s->ahead); /* moves, no copy */
+		evbuffer_add_buffer(conn_output(s->conn), s->ahead); /* moves, no copy */
 		s->ahead_index = AHEAD_NONE;
 		s->retrieved++;
 		s->ahead_used++;
@@ -804,38 +769,30 @@ dispatch(struct pop3_session *s, char *line)
 	reply(s, "-ERR Unknown command");
 }
 
-/* One line (CRLF or LF ended) into buf. 1 line, 0 need more, -1 answered. */
+/* One line (CRLF or LF ended) into buf. 1 line, 0 need more, -1 answered.
+ * A line over the limit is dropped up to its LF and answered once, in
+ * every state (lib/conn); inside AUTH it also ends the exchange. */
 static int
 read_line(struct pop3_session *s, char *buf, size_t size)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-	struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
 	size_t max = s->sasl != NULL ? size - 1 : POP3_CMD_LINE_MAX;
+	struct conn_line li;
 
-	if (eol.pos < 0) {
-		if (evbuffer_get_length(in) > size) {
-			evbuffer_drain(in, evbuffer_get_length(in));
-			reply(s, "-ERR Line too long");
-			close_after(s);
-			return -1;
-		}
+	switch (conn_read_line(s->conn, buf, max, &li)) {
+	case CONN_LINE_NONE:
 		return 0;
-	}
-	size_t n = (size_t)eol.pos + 1;
-	if (n > max) {
-		evbuffer_drain(in, n);
+	case CONN_LINE_TOO_LONG:
 		if (s->sasl != NULL)
 			sasl_end(s);
 		reply(s, "-ERR Line too long");
 		return -1;
+	case CONN_LINE_OK:
+		break;
 	}
-	evbuffer_remove(in, buf, n);
-	n--;
-	if (n > 0 && buf[n - 1] == '\r')
-		n--;
-	buf[n] = '\0';
-	if (strlen(buf) != n) {
-		reply(s, "-ERR NUL in command");
+	if (li.bare_cr || li.nul) {
+		if (s->sasl != NULL)
+			sasl_end(s);
+		reply(s, li.nul ? "-ERR NUL in command" : "-ERR Bare CR in command");
 		return -1;
 	}
 	return 1;
@@ -848,13 +805,9 @@ session_input(struct pop3_session *s)
 	char challenge[512];
 
 	while (!s->busy && !s->closing) {
-		if (out_pending(s) > POP3_OUTPUT_HIGHWAT) {
-			/* Wait for the write callback only if something is left
-			 * queued in the bufferevent: it is what calls us back. */
-			flush_out(s);
-			if (out_pending(s) > POP3_OUTPUT_HIGHWAT)
-				break;
-		}
+		/* Wait for CONN_EV_WRITABLE while the client is not reading. */
+		if (conn_output_full(s->conn))
+			break;
 		int r = read_line(s, line, sizeof(line));
 		if (r == 0)
 			break;
@@ -870,56 +823,54 @@ session_input(struct pop3_session *s)
 	if (s->eof && !s->busy)
 		s->closing = true;
 	if (s->closing) {
-		if (out_pending(s) == 0)
-			finish(s); /* may free s */
+		finish(s); /* may free s */
 		return;
 	}
 	ahead_load(s);
 }
 
 static void
-read_cb(struct bufferevent *bev, void *arg)
-{
-	session_input(arg);
-}
-
-static void
-write_cb(struct bufferevent *bev, void *arg)
+conn_cb(struct conn *c, enum conn_event ev, void *arg)
 {
 	struct pop3_session *s = arg;
 
-	if (s->retr.fd >= 0) {
-		retr_fill(s);
-		if (s->retr.fd >= 0)
-			return;
-	}
-	if (s->closing) {
-		finish(s);
-		return;
-	}
-	session_input(s);
-}
-
-static void
-event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	struct pop3_session *s = arg;
-
-	if ((what & BEV_EVENT_CONNECTED) != 0)
-		return;
-	if ((what & BEV_EVENT_TIMEOUT) != 0) {
-		/* RFC 1939 §3 autologout: close without UPDATE and without a reply. */
-		log_info("event=timeout service=pop3 session=%llx client=%s",
-		    (unsigned long long)s->id, s->ip);
-		pop3_session_destroy(s);
-		return;
-	}
-	if ((what & BEV_EVENT_EOF) != 0 && (what & BEV_EVENT_ERROR) == 0 && !s->closing &&
-	    s->retr.fd < 0) {
-		s->eof = true;
-		bufferevent_disable(bev, EV_READ);
+	switch (ev) {
+	case CONN_EV_INPUT:
 		session_input(s);
 		return;
+	case CONN_EV_WRITABLE:
+		if (s->retr.fd >= 0) {
+			retr_fill(s);
+			if (s->retr.fd >= 0)
+				return;
+		}
+		if (s->closing) {
+			finish(s);
+			return;
+		}
+		session_input(s);
+		return;
+	case CONN_EV_CONNECTED:
+	case CONN_EV_TLS_READY:
+		return;
+	case CONN_EV_TIMEOUT:
+	case CONN_EV_DEADLINE:
+		/* RFC 1939 §3 autologout: close without UPDATE and without a
+		 * reply; a command line that trickles in for too long likewise. */
+		log_info("event=timeout service=pop3 session=%llx client=%s kind=%s",
+		    (unsigned long long)s->id, s->ip, ev == CONN_EV_TIMEOUT ? "idle" : "total");
+		break;
+	case CONN_EV_EOF:
+		if (!s->closing && s->retr.fd < 0) {
+			s->eof = true;
+			conn_stop_reading(c);
+			session_input(s);
+			return;
+		}
+		break;
+	case CONN_EV_ERROR:
+		break;
 	}
+	conn_free(&s->conn);
 	pop3_session_destroy(s);
 }

@@ -12,14 +12,13 @@
 #include "mail/pop3_wire.h"
 #include "pop3d/pop3_server.h"
 
-struct bufferevent;
+struct conn;
 struct evbuffer;
 struct maildrop;
 struct sasl_exchange;
 struct auth_request;
 struct event;
 struct pop3_maildrop_job;
-struct drain;
 
 #define POP3_CMD_LINE_MAX 255      /* RFC 2449 §4, CRLF included */
 #define POP3_REPLY_MAX 1024        /* RFC 2449 §4 asks 512; SASL challenges may be longer */
@@ -39,7 +38,7 @@ struct pop3_retr {
 
 struct pop3_session {
 	struct pop3_server *srv;
-	struct bufferevent *bev;
+	struct conn *conn;             /* lib/conn: socket, TLS, line reader, replies */
 	uint64_t id;
 	size_t slot;
 	char ip[INET6_ADDRSTRLEN];
@@ -51,10 +50,8 @@ struct pop3_session {
 	struct sasl_exchange *sasl;    /* AUTH in progress (continuation lines) */
 	struct auth_request *auth_req;
 	struct event *timer;           /* failed-login delay */
-	struct drain *drain;         /* closing: waits for the last reply to go out */
 	struct maildrop *md;
 	struct pop3_retr retr;
-	struct evbuffer *out;          /* replies gathered for one write (lib/sendq.h) */
 	struct evbuffer *ahead;        /* read-ahead: message ahead_index, on the wire form */
 	size_t ahead_index;            /* SIZE_MAX: none */
 	size_t next_retr;              /* the message after the last RETR (SIZE_MAX: none) */

@@ -9,10 +9,10 @@
  * The body is stored with LF line endings, dot-unstuffed, after our Received
  * header. Beyond smtp.max_message_size the rest is read and dropped. */
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <string.h>
 
 #include "conf/settings.h"
+#include "lib/conn.h"
 #include "lib/log.h"
 #include "mail/rfc5322.h"
 #include "queue/spool.h"
@@ -140,7 +140,7 @@ data_end(struct smtp_session *s)
 bool
 smtp_data_input(struct smtp_session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = conn_input(s->conn);
 	char line[DATA_CHUNK];
 
 	for (;;) {

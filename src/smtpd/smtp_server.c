@@ -14,6 +14,7 @@
 
 #include "conf/settings.h"
 #include "auth/screen.h"
+#include "lib/conn.h"
 #include "lib/ipcount.h"
 #include "lib/listeners.h"
 #include "lib/log.h"
@@ -48,7 +49,11 @@ struct smtp_server {
 	struct dir_targets scratch; /* RCPT expansion; one session at a time uses it */
 	struct smtp_session **sessions; /* for shutdown */
 	size_t sessions_cap;
+	unsigned refusing;            /* implicit-TLS refusals in flight */
 };
+
+/* Implicit-TLS refusals (a handshake each) at once; past it, a plain close. */
+#define SMTP_REFUSING_MAX 64
 
 struct event_base *smtp_server_base(struct smtp_server *srv) { return srv->deps.base; }
 const struct config *smtp_server_config(struct smtp_server *srv) { return srv->deps.cfg; }
@@ -105,13 +110,20 @@ smtp_server_session_closed(struct smtp_server *srv, struct smtp_session *s)
 	}
 }
 
-/* Refuses a connection with one line, without a session. */
+/* Refuses a connection with one line, without a session. On the
+ * implicit-TLS port the line goes out inside TLS after the handshake (a TLS
+ * client reads plaintext as garbage), for a bounded number at a time. */
 static void
-refuse_with(int fd, const char *line)
+refuse_with(struct smtp_server *srv, int kind, int fd, const char *line)
 {
 	char buf[512];
 	int n = snprintf(buf, sizeof(buf), "%s\r\n", line);
 
+	if (kind == SMTP_LISTENER_SMTPS) {
+		conn_refuse_tls(srv->deps.base, fd, srv->tls, line, &srv->refusing,
+		    SMTP_REFUSING_MAX);
+		return;
+	}
 	if (n > 0) {
 		ssize_t w = send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
 		(void)w;
@@ -120,12 +132,12 @@ refuse_with(int fd, const char *line)
 }
 
 static void
-refuse(int fd, const char *hostname, const char *why)
+refuse(struct smtp_server *srv, int kind, int fd, const char *why)
 {
 	char line[400];
 
-	snprintf(line, sizeof(line), "421 4.7.0 %s Error: %s", hostname, why);
-	refuse_with(fd, line);
+	snprintf(line, sizeof(line), "421 4.7.0 %s Error: %s", srv->deps.cfg->server_hostname, why);
+	refuse_with(srv, kind, fd, line);
 }
 
 static void
@@ -139,17 +151,17 @@ on_accept(void *arg, int kind_int, int fd, struct sockaddr *sa)
 	netaddr_ip(sa, ip, sizeof(ip));
 	if (srv->nsessions >= cfg->smtp_max_sessions) {
 		log_warn("event=refused client=%s reason=max_sessions", ip);
-		refuse(fd, cfg->server_hostname, "too many connections");
+		refuse(srv, kind, fd, "too many connections");
 		return;
 	}
 	if (ipcount_get(srv->per_ip, ip) >= cfg->smtp_max_sessions_per_ip) {
 		log_warn("event=refused client=%s reason=max_sessions_per_ip", ip);
-		refuse(fd, cfg->server_hostname, "too many connections from your address");
+		refuse(srv, kind, fd, "too many connections from your address");
 		return;
 	}
 	if (srv->deps.screen != NULL && screen_banned(srv->deps.screen, ip)) {
 		log_warn("event=refused client=%s reason=screened", ip);
-		refuse(fd, cfg->server_hostname, "your address is temporarily refused "
+		refuse(srv, kind, fd, "your address is temporarily refused "
 		    "(dynamic screen)");
 		return;
 	}
@@ -158,7 +170,7 @@ on_accept(void *arg, int kind_int, int fd, struct sockaddr *sa)
 		/* A3, seed 001: a port with no authentication option. */
 		log_warn("event=refused client=%s reason=site_not_enabled listener=%s", ip,
 		    smtp_listener_name(kind));
-		refuse_with(fd, "554 5.7.0 This site is not enabled on the server.");
+		refuse_with(srv, kind, fd, "554 5.7.0 This site is not enabled on the server.");
 		return;
 	}
 	if (kind == SMTP_LISTENER_SMTPS && srv->tls == NULL) {

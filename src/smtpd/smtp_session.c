@@ -2,22 +2,16 @@
 
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "conf/settings.h"
-#include "lib/drain.h"
+#include "lib/conn.h"
 #include "lib/log.h"
 #include "lib/netaddr.h"
-#include "lib/sendq.h"
-#include "lib/tls.h"
 #include "lib/xmalloc.h"
 #include "queue/spool.h"
 
@@ -30,20 +24,24 @@ static const char *const state_names[] = {
 	[SMTP_STATE_QUIT] = "quit",
 };
 
-static void session_read_cb(struct bufferevent *bev, void *arg);
+static void session_conn_cb(struct conn *c, enum conn_event ev, void *arg);
 static void session_flush(struct smtp_session *s);
-static void session_write_cb(struct bufferevent *bev, void *arg);
-static void session_event_cb(struct bufferevent *bev, short what, void *arg);
 
+/* The idle timeout (RFC 5321 §4.5.3.2) depends on the state; the total time
+ * of one command line or one DATA is bounded too, so that a client sending a
+ * byte every few seconds cannot keep a session slot for ever. */
 static void
 session_set_timeout(struct smtp_session *s)
 {
 	const struct config *cfg = smtp_server_config(s->srv);
-	struct timeval tv = { 0, 0 };
 
-	tv.tv_sec = (time_t)(s->state == SMTP_STATE_DATA ? cfg->smtp_timeout_data :
-	    cfg->smtp_timeout_command);
-	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	conn_set_timeout(s->conn, (unsigned)(1000 * (s->state == SMTP_STATE_DATA ?
+	    cfg->smtp_timeout_data : cfg->smtp_timeout_command)));
+	conn_set_line_timeout(s->conn, (unsigned)(1000 * cfg->smtp_command_max_time));
+	if (s->state == SMTP_STATE_DATA)
+		conn_set_deadline(s->conn, (unsigned)(1000 * cfg->smtp_data_max_time));
+	else
+		conn_clear_deadline(s->conn);
 }
 
 /* The one place the protocol state changes (logged at debug level). */
@@ -60,16 +58,6 @@ smtp_session_enter(struct smtp_session *s, enum smtp_state state)
 		session_set_timeout(s);
 }
 
-/* Callbacks, timeouts and watermarks of the session's (new) bufferevent. */
-static void
-session_setup_bev(struct smtp_session *s)
-{
-	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, SMTP_INPUT_HIGHWAT);
-	session_set_timeout(s);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-}
-
 struct smtp_session *
 smtp_session_create(struct smtp_server *srv, int fd, const struct sockaddr *sa, uint64_t id,
     enum smtp_listener_kind kind, struct ssl_ctx_st *ctx)
@@ -80,18 +68,13 @@ smtp_session_create(struct smtp_server *srv, int fd, const struct sockaddr *sa, 
 	s->srv = srv;
 	s->id = id;
 	s->kind = kind;
-	if ((s->out = evbuffer_new()) == NULL)
-		fatalx("evbuffer_new failed");
 	netaddr_ip(sa, s->ip, sizeof(s->ip));
-	if (kind == SMTP_LISTENER_SMTPS) {
-		s->bev = tls_bufferevent_accept(smtp_server_base(srv), fd, NULL, ctx);
-		s->tls = true;
-	} else
-		s->bev = bufferevent_socket_new(smtp_server_base(srv), fd, BEV_OPT_CLOSE_ON_FREE);
-	if (s->bev == NULL)
-		fatalx("bufferevent_socket_new failed");
+	s->tls = kind == SMTP_LISTENER_SMTPS;
+	s->conn = conn_accept(smtp_server_base(srv), fd, s->tls ? ctx : NULL, session_conn_cb, s);
+	conn_set_input_max(s->conn, SMTP_INPUT_HIGHWAT);
+	conn_set_output_max(s->conn, SMTP_OUTPUT_MAX);
 	s->state = SMTP_STATE_GREETING_SENT;
-	session_setup_bev(s);
+	session_set_timeout(s);
 	log_info("event=connect session=%llx client=%s listener=%s", (unsigned long long)id, s->ip,
 	    smtp_listener_name(kind));
 	smtp_session_reply(s, "220 %s ESMTP tegami", cfg->server_hostname);
@@ -102,14 +85,10 @@ smtp_session_create(struct smtp_server *srv, int fd, const struct sockaddr *sa, 
 void
 smtp_session_starttls(struct smtp_session *s, struct ssl_ctx_st *ctx)
 {
-	struct bufferevent *under = s->bev;
-
 	smtp_session_reply(s, "220 2.0.0 Ready to start TLS");
-	session_flush(s); /* in the clear, before the TLS layer goes on top */
-	/* Anything pipelined after STARTTLS arrived in plaintext: never run it. */
-	evbuffer_drain(bufferevent_get_input(under), evbuffer_get_length(bufferevent_get_input(under)));
-	s->skip_line = false;
-	s->bev = tls_bufferevent_accept(smtp_server_base(s->srv), -1, under, ctx);
+	/* The reply leaves in the clear; anything pipelined after STARTTLS
+	 * arrived in plaintext and is thrown away, never run (conn.h). */
+	conn_starttls_server(s->conn, ctx);
 	s->tls = true;
 	/* RFC 3207 §4.2: forget everything learnt before the handshake. */
 	smtp_session_reset_tx(s);
@@ -118,18 +97,14 @@ smtp_session_starttls(struct smtp_session *s, struct ssl_ctx_st *ctx)
 	s->helo = NULL;
 	s->esmtp = false;
 	s->state = SMTP_STATE_GREETING_SENT;
-	session_setup_bev(s);
+	session_set_timeout(s);
 	log_info("event=starttls session=%llx client=%s", (unsigned long long)s->id, s->ip);
 }
 
 void
 smtp_session_tls_describe(struct smtp_session *s, char *buf, size_t size)
 {
-	if (!s->tls) {
-		buf[0] = '\0';
-		return;
-	}
-	tls_bufferevent_describe(s->bev, buf, size);
+	conn_tls_describe(s->conn, buf, size);
 }
 
 void
@@ -142,26 +117,11 @@ smtp_session_reset_tx(struct smtp_session *s)
 		smtp_session_enter(s, SMTP_STATE_READY);
 }
 
-static void
-drain_done(void *arg)
-{
-	struct smtp_session *s = arg;
-
-	s->drain = NULL; /* the drain freed itself */
-	smtp_session_destroy(s);
-}
-
-/* Frees the session once its last reply is on the wire. */
+/* Frees the session; its last replies still reach the wire (conn_close). */
 static void
 session_finish(struct smtp_session *s)
 {
-	session_flush(s);
-	if (tls_bufferevent_flushed(s->bev)) {
-		smtp_session_destroy(s);
-		return;
-	}
-	if (s->drain == NULL)
-		s->drain = drain_start(smtp_server_base(s->srv), s->bev, drain_done, s);
+	smtp_session_destroy(s);
 }
 
 void
@@ -172,15 +132,12 @@ smtp_session_destroy(struct smtp_session *s)
 	smtp_server_session_closed(s->srv, s);
 	smtp_auth_cleanup(s);
 	spool_msg_free(&s->msg);
-	drain_cancel(&s->drain);
-	if (s->bev != NULL)
-		bufferevent_free(s->bev);
-	evbuffer_free(s->out);
+	conn_close(&s->conn);
 	free(s->helo);
 	free(s);
 }
 
-/* Replies are gathered in s->out and leave in one write per burst of
+/* Replies are gathered by the conn and leave in one write per burst of
  * commands (session_flush): one TLS record, one segment, for a pipelined
  * group (RFC 2920). */
 static void session_vreply(struct smtp_session *s, const char *fmt, va_list ap)
@@ -189,21 +146,13 @@ static void session_vreply(struct smtp_session *s, const char *fmt, va_list ap)
 static void
 session_vreply(struct smtp_session *s, const char *fmt, va_list ap)
 {
-	sendq_vline(s->out, SMTP_REPLY_MAX, fmt, ap);
+	conn_vprintf(s->conn, SMTP_REPLY_MAX, fmt, ap);
 }
 
-/* Hands the gathered replies to the connection (lib/sendq.h): straight onto
- * a plain socket when nothing is queued before them. */
 static void
 session_flush(struct smtp_session *s)
 {
-	sendq_flush(s->bev, s->out, !s->tls);
-}
-
-static size_t
-session_out_pending(struct smtp_session *s)
-{
-	return sendq_pending(s->bev, s->out);
+	conn_flush(s->conn);
 }
 
 void
@@ -226,7 +175,7 @@ smtp_session_close(struct smtp_session *s, const char *fmt, ...)
 	va_end(ap);
 	smtp_session_enter(s, SMTP_STATE_QUIT);
 	s->closing = true;
-	bufferevent_disable(s->bev, EV_READ);
+	conn_stop_reading(s->conn);
 }
 
 void
@@ -246,47 +195,58 @@ smtp_session_error(struct smtp_session *s, const char *fmt, ...)
 	}
 }
 
+/* An AUTH exchange line that cannot be a response ends the exchange
+ * (RFC 4954 §4: "500 5.5.6" for a line over the limit). */
+static void
+session_auth_abort(struct smtp_session *s, const char *reply)
+{
+	smtp_auth_cleanup(s);
+	smtp_session_enter(s, SMTP_STATE_READY);
+	smtp_session_error(s, "%s", reply);
+}
+
 /* Reads one command line into buf (NUL-terminated, CRLF stripped).
  * 1: a line; 0: need more input; -1: the line was bad and answered. */
 static int
 session_read_line(struct smtp_session *s, char *buf, size_t *len_r)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
 	const struct config *cfg = smtp_server_config(s->srv);
-	struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+	struct conn_line li;
+	bool auth = s->state == SMTP_STATE_AUTH;
 
-	if (eol.pos < 0) {
-		if (evbuffer_get_length(in) > SMTP_AUTH_LINE_MAX) {
-			evbuffer_drain(in, evbuffer_get_length(in));
-			s->skip_line = true;
-		}
+	switch (conn_read_line(s->conn, buf, SMTP_AUTH_LINE_MAX, &li)) {
+	case CONN_LINE_NONE:
 		return 0;
+	case CONN_LINE_TOO_LONG:
+		if (auth)
+			session_auth_abort(s, "500 5.5.6 Authentication exchange line is too long");
+		else
+			smtp_session_error(s, "500 5.5.2 Error: line too long");
+		return -1;
+	case CONN_LINE_OK:
+		break;
 	}
-	size_t n = (size_t)eol.pos + 1;
-	if (s->skip_line || n > SMTP_AUTH_LINE_MAX) {
-		evbuffer_drain(in, n);
-		s->skip_line = false;
-		smtp_session_error(s, "500 5.5.2 Error: line too long");
+	if (!cfg->smtp_allow_bare_lf && (!li.crlf || li.bare_cr)) {
+		const char *what = !li.crlf ? "bare <LF>" : "bare <CR>";
+		if (auth) {
+			char reply[128];
+			snprintf(reply, sizeof(reply), "501 5.5.2 Error: %s in the authentication "
+			    "exchange; lines must end in <CR><LF>", what);
+			session_auth_abort(s, reply);
+		} else if (!li.crlf)
+			smtp_session_error(s, "550 5.5.2 Error: bare <LF> received; lines must end in <CR><LF>");
+		else
+			smtp_session_error(s, "550 5.5.2 Error: bare <CR> received");
 		return -1;
 	}
-	evbuffer_remove(in, buf, n);
-	size_t len = n - 1;
-	if (len > 0 && buf[len - 1] == '\r')
-		len--;
-	else if (!cfg->smtp_allow_bare_lf) {
-		smtp_session_error(s, "550 5.5.2 Error: bare <LF> received; lines must end in <CR><LF>");
+	if (li.nul) {
+		if (auth)
+			session_auth_abort(s, "501 5.5.2 Error: NUL character in the authentication exchange");
+		else
+			smtp_session_error(s, "500 5.5.2 Error: NUL character in command");
 		return -1;
 	}
-	buf[len] = '\0';
-	if (memchr(buf, '\r', len) != NULL && !cfg->smtp_allow_bare_lf) {
-		smtp_session_error(s, "550 5.5.2 Error: bare <CR> received");
-		return -1;
-	}
-	if (strlen(buf) != len) {
-		smtp_session_error(s, "500 5.5.2 Error: NUL character in command");
-		return -1;
-	}
-	*len_r = len;
+	*len_r = li.len;
 	return 1;
 }
 
@@ -297,15 +257,10 @@ smtp_session_input(struct smtp_session *s)
 	size_t len;
 
 	while (!s->busy && !s->closing) {
-		if (session_out_pending(s) > SMTP_OUTPUT_MAX) {
-			/* The client does not read its replies: wait for the write
-			 * callback before handling more (the write cb resumes).
-			 * Only what is queued in the bufferevent brings that
-			 * callback, so first hand it what is gathered. */
-			session_flush(s);
-			if (session_out_pending(s) > SMTP_OUTPUT_MAX)
-				break;
-		}
+		/* The client does not read its replies: wait for
+		 * CONN_EV_WRITABLE before handling more. */
+		if (conn_output_full(s->conn))
+			break;
 		if (s->state == SMTP_STATE_DATA) {
 			if (!smtp_data_input(s))
 				break;
@@ -324,9 +279,8 @@ smtp_session_input(struct smtp_session *s)
 	session_flush(s);
 	if (s->eof && !s->busy)
 		s->closing = true; /* everything sent before the close is answered */
-	/* Closing with every reply on the wire: no write callback will come. */
-	if (s->closing && !s->busy && session_out_pending(s) == 0)
-		session_finish(s); /* frees s */
+	if (s->closing && !s->busy)
+		session_finish(s); /* frees s; the replies still go out */
 }
 
 void
@@ -350,74 +304,67 @@ smtp_session_spooled(struct smtp_session *s, const struct spool_msg *m, int resu
 	smtp_session_input(s);
 }
 
+/* The session timed out (idle, or one line or DATA took too long in all):
+ * 421 and close, once a spool write in flight has finished. */
 static void
-session_read_cb(struct bufferevent *bev, void *arg)
+session_timed_out(struct smtp_session *s, const char *what)
 {
-	smtp_session_input(arg);
-}
-
-static void
-session_write_cb(struct bufferevent *bev, void *arg)
-{
-	struct smtp_session *s = arg;
-
-	if (s->closing) {
-		if (!s->busy)
-			session_finish(s);
-		return;
-	}
-	/* Output drained: input that waited on a full output buffer goes on. */
-	if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
-		smtp_session_input(s);
-}
-
-static void
-session_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	struct smtp_session *s = arg;
 	const struct config *cfg = smtp_server_config(s->srv);
 
-	if ((what & BEV_EVENT_TIMEOUT) != 0 && !s->closing) {
-		log_info("event=timeout session=%llx client=%s state=%s",
-		    (unsigned long long)s->id, s->ip, state_names[s->state]);
-		smtp_session_close(s, "421 4.4.2 %s Error: timeout exceeded",
-		    cfg->server_hostname);
-		session_flush(s);
-		/* A spool write in flight finishes first (smtp_session_spooled). */
-		if (s->busy)
-			return;
-		if (session_out_pending(s) == 0) {
-			session_finish(s);
-			return;
-		}
-		bufferevent_enable(bev, EV_WRITE);
-		return;
-	}
-	if ((what & BEV_EVENT_EOF) != 0 && (what & BEV_EVENT_ERROR) == 0 && !s->closing) {
-		/* Half-close: answer what was sent (and any spool write in
-		 * flight), then close. */
-		s->eof = true;
-		bufferevent_disable(bev, EV_READ);
+	log_info("event=timeout session=%llx client=%s state=%s kind=%s",
+	    (unsigned long long)s->id, s->ip, state_names[s->state], what);
+	smtp_session_close(s, "421 4.4.2 %s Error: timeout exceeded", cfg->server_hostname);
+	session_flush(s);
+	/* A spool write in flight finishes first (smtp_session_spooled). */
+	if (!s->busy)
+		session_finish(s);
+}
+
+static void
+session_conn_cb(struct conn *c, enum conn_event ev, void *arg)
+{
+	struct smtp_session *s = arg;
+	char desc[128];
+
+	switch (ev) {
+	case CONN_EV_INPUT:
 		smtp_session_input(s);
 		return;
-	}
-	if ((what & BEV_EVENT_CONNECTED) != 0) {
-		char desc[128];
-		smtp_session_tls_describe(s, desc, sizeof(desc));
+	case CONN_EV_WRITABLE:
+		/* Output drained: input that waited on a full output goes on. */
+		if (!s->closing && evbuffer_get_length(conn_input(c)) > 0)
+			smtp_session_input(s);
+		return;
+	case CONN_EV_TLS_READY:
+		conn_tls_describe(c, desc, sizeof(desc));
 		log_info("event=tls session=%llx client=%s protocol=\"%s\"",
 		    (unsigned long long)s->id, s->ip, desc);
 		return;
-	}
-	if (s->tls && (what & BEV_EVENT_ERROR) != 0) {
-		unsigned long e = bufferevent_get_openssl_error(bev);
-		char reason[256] = "connection error";
-		if (e != 0)
-			ERR_error_string_n(e, reason, sizeof(reason));
-		log_info("event=tls_failed session=%llx client=%s error=\"%s\"",
-		    (unsigned long long)s->id, s->ip, reason);
+	case CONN_EV_TIMEOUT:
+	case CONN_EV_DEADLINE:
+		if (!s->closing)
+			session_timed_out(s, ev == CONN_EV_TIMEOUT ? "idle" : "total");
+		return;
+	case CONN_EV_EOF:
+		if (s->closing)
+			break;
+		/* Half-close: answer what was sent (and any spool write in
+		 * flight), then close. */
+		s->eof = true;
+		conn_stop_reading(c);
+		smtp_session_input(s);
+		return;
+	case CONN_EV_ERROR:
+		if (s->tls)
+			log_info("event=tls_failed session=%llx client=%s error=\"%s\"",
+			    (unsigned long long)s->id, s->ip, conn_error(c));
+		break;
+	case CONN_EV_CONNECTED:
+		return;
 	}
 	/* Error, or EOF while closing: nobody is left to answer. A spool job
 	 * in flight keeps running; its completion finds no session and keeps
 	 * the message (committed) or drops it (failed). */
+	conn_free(&s->conn);
 	smtp_session_destroy(s);
 }

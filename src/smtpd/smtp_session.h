@@ -19,14 +19,13 @@
 #include "conf/settings.h"
 #include "smtpd/smtp_server.h"
 
-struct bufferevent;
+struct conn;
 struct evbuffer;
 struct spool_msg;
 struct smtp_server;
 struct smtp_job;
 struct sasl_exchange;
 struct auth_request;
-struct drain;
 
 #define SMTP_CMD_LINE_MAX 512   /* RFC 5321 §4.5.3.1.4, CRLF included */
 #define SMTP_MAIL_LINE_MAX 1012 /* RFC 4954 §5: MAIL may be 500 longer for AUTH= */
@@ -58,15 +57,13 @@ struct smtp_data_reader {
 
 struct smtp_session {
 	struct smtp_server *srv;
-	struct bufferevent *bev;
-	struct evbuffer *out;        /* replies gathered for one write (lib/sendq.h) */
+	struct conn *conn;   /* lib/conn: the socket, TLS, line reader, replies */
 	uint64_t id;
 	size_t slot;         /* index in the server's session array */
 	char ip[INET6_ADDRSTRLEN];
 	enum smtp_state state;
 	bool esmtp;          /* EHLO (not HELO) was used */
 	bool busy;           /* waiting for a worker job */
-	bool skip_line;      /* discarding an overlong command line */
 	bool closing;        /* free once the output is flushed */
 	bool eof;            /* the client closed its side: finish what it sent */
 	bool tls;            /* the connection is encrypted (SMTPS or after STARTTLS) */
@@ -83,7 +80,6 @@ struct smtp_session {
 	struct sasl_exchange *sasl;      /* during AUTH */
 	struct auth_request *auth_req;   /* credentials being checked */
 	struct event *auth_delay;        /* a failed AUTH waits before 535 */
-	struct drain *drain;   /* closing: waits for the last reply to reach the socket */
 };
 
 /* --- smtp_server.c: services for sessions --- */
