@@ -23,8 +23,12 @@
 #include "auth/screen.h"
 #include "conf/datadir.h"
 #include "conf/directory.h"
+#include "conf/routing.h"
 #include "conf/settings.h"
+#include "deliver/route.h"
+#include "lib/conn.h"
 #include "lib/db.h"
+#include "lib/dns.h"
 #include "lib/fsutil.h"
 #include "lib/log.h"
 #include "lib/privdrop.h"
@@ -48,6 +52,9 @@ struct daemon {
 	struct event_base *base;
 	struct workers *workers;
 	struct directory *dir;
+	struct routing *routing;
+	struct dns *dns;
+	struct router *router;
 	struct queue_runner *queue;
 	struct auth_service *auth;
 	struct screen *screen;
@@ -229,6 +236,31 @@ tls_apply(struct daemon *d)
 	return 0;
 }
 
+/* The client side of TLS for outbound mail (relay.tls_*). On failure the
+ * old context stays. */
+static void
+client_tls_apply(struct daemon *d)
+{
+	char err[512];
+	SSL_CTX *ctx = tls_client_context_create(d->cfg.relay_tls_min_protocol,
+	    d->cfg.relay_tls_ca_file, err, sizeof(err));
+
+	if (ctx == NULL) {
+		log_error("event=relay_tls_failed error=\"%s\"", err);
+		return;
+	}
+	queue_runner_set_tls(d->queue, ctx);
+	SSL_CTX_free(ctx);
+}
+
+static void
+dns_settings(const struct config *cfg, struct dns_settings *ds)
+{
+	ds->servers = cfg->dns_servers;
+	ds->timeout_ms = (unsigned)cfg->dns_timeout;
+	ds->tries = (unsigned)cfg->dns_tries;
+}
+
 static bool
 listen_changed(const struct config *a, const struct config *b)
 {
@@ -276,6 +308,17 @@ reload(struct daemon *d, const char *why)
 		memcpy(d->cfg.tls_ciphers, old.tls_ciphers, sizeof(old.tls_ciphers));
 	}
 	screen_reload(d->screen);
+	if (strcmp(old.relay_tls_min_protocol, d->cfg.relay_tls_min_protocol) != 0 ||
+	    strcmp(old.relay_tls_ca_file, d->cfg.relay_tls_ca_file) != 0)
+		client_tls_apply(d);
+	if (strcmp(old.dns_servers, d->cfg.dns_servers) != 0 ||
+	    old.dns_timeout != d->cfg.dns_timeout || old.dns_tries != d->cfg.dns_tries) {
+		struct dns_settings ds;
+		const char *derr;
+		dns_settings(&d->cfg, &ds);
+		if (dns_configure(d->dns, &ds, &derr) < 0)
+			log_error("event=dns_settings_failed error=\"%s\" kept=previous", derr);
+	}
 	if (listen_changed(&old, &d->cfg) && (smtp_server_listen(d->smtp, &lerr) < 0 ||
 	    pop3_server_listen(d->pop3, &lerr) < 0)) {
 		log_error("event=listen_failed error=\"%s\" kept=previous", lerr);
@@ -378,8 +421,22 @@ daemon_start(struct daemon *d)
 		fatalx("event_base_new failed");
 	d->workers = workers_create(d->base, (unsigned)d->cfg.queue_workers);
 	d->dir = directory_create(d->db);
-	d->queue = queue_runner_create(d->base, d->workers, d->queue_dir, d->mail_root);
+	d->routing = routing_create(d->db);
+	struct dns_settings ds;
+	const char *derr;
+	dns_settings(&d->cfg, &ds);
+	d->dns = dns_create(d->base, &ds, &derr);
+	if (d->dns == NULL)
+		start_failed(d, "dns", derr);
+	d->router = router_create(d->base, d->dns, d->routing, d->dir, &d->cfg);
+	struct queue_runner_deps qdeps = {
+		.base = d->base, .workers = d->workers, .cfg = &d->cfg, .dir = d->dir,
+		.routing = d->routing, .router = d->router, .queue_dir = d->queue_dir,
+		.mail_root = d->mail_root,
+	};
+	d->queue = queue_runner_create(&qdeps);
 	queue_runner_set_hostname(d->queue, d->cfg.server_hostname);
+	client_tls_apply(d);
 	d->auth = auth_service_create(d->base, d->workers, d->dir, &d->cfg);
 	d->screen = screen_create(d->db);
 	struct smtp_server_deps deps = {
@@ -432,8 +489,13 @@ daemon_stop(struct daemon *d)
 {
 	smtp_server_destroy(&d->smtp);
 	pop3_server_destroy(&d->pop3);
+	queue_runner_stop(d->queue);
 	workers_destroy(&d->workers); /* finishes every write that was started */
 	queue_runner_destroy(&d->queue);
+	router_destroy(&d->router);
+	dns_destroy(&d->dns);
+	routing_destroy(&d->routing);
+	conn_free_all(); /* replies still draining to clients that left */
 	auth_service_destroy(&d->auth);
 	screen_destroy(&d->screen);
 	directory_destroy(&d->dir);

@@ -291,6 +291,10 @@ type_name(const struct setting_def *def, char *buf, size_t size)
 	case SETTING_PATH: return "file path";
 	case SETTING_TEXT: return "text";
 	case SETTING_CIDRS: return "IP/CIDR list";
+	case SETTING_HOSTPORT: return "HOST[:PORT]";
+	case SETTING_SERVERS: return "IP[:PORT] list";
+	case SETTING_ADDRESS: return "address";
+	case SETTING_DOMAINS: return "domain list";
 	case SETTING_ENUM:
 		snprintf(buf, size, "%s", def->choices);
 		for (char *p = buf; *p != '\0'; p++) {

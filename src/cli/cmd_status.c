@@ -26,7 +26,7 @@ queue_count(const char *data_dir)
 	if (d == NULL)
 		return -1;
 	while ((de = readdir(d)) != NULL)
-		n += spool_qid_valid(de->d_name);
+		n += envelope_qid_valid(de->d_name);
 	closedir(d);
 	return n;
 }

@@ -13,7 +13,7 @@
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 /* How long a backup or restore waits for a writer: 20 ms per try. */
 #define COPY_BUSY_TRIES 500
 
@@ -52,6 +52,23 @@ static const char schema_v2[] =
 	"  until INTEGER NOT NULL,"
 	"  reason TEXT NOT NULL,"
 	"  created INTEGER NOT NULL);";
+
+/* v3: outbound routing (O1, O5, O6): the host table that overrides DNS,
+ * per-domain routes, source addresses per sending domain, held
+ * destinations. */
+static const char schema_v3[] =
+	"CREATE TABLE IF NOT EXISTS hosts("
+	"  name TEXT NOT NULL COLLATE NOCASE,"
+	"  address TEXT NOT NULL,"
+	"  PRIMARY KEY(name, address));"
+	"CREATE TABLE IF NOT EXISTS routes("
+	"  domain TEXT PRIMARY KEY COLLATE NOCASE,"
+	"  target TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS sources("
+	"  domain TEXT PRIMARY KEY COLLATE NOCASE,"
+	"  address TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS queue_holds("
+	"  domain TEXT PRIMARY KEY COLLATE NOCASE);";
 
 const char *
 datadir_choose(const char *opt)
@@ -100,6 +117,8 @@ schema_upgrade(struct sqlite3 *db, char **error_r)
 	        "', NULL)", error_r) < 0))
 		goto fail;
 	if (v < 2 && db_exec(db, schema_v2, error_r) < 0)
+		goto fail;
+	if (v < 3 && db_exec(db, schema_v3, error_r) < 0)
 		goto fail;
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
 	if (v < SCHEMA_VERSION && db_exec(db, sql, error_r) < 0)

@@ -147,6 +147,66 @@ static const struct setting_def defs[] = {
 	  "Free bytes the data filesystem must keep; below it MAIL gets 452 4.3.1" },
 	{ "queue.workers", SETTING_UINT, "8", 1, 256, NULL, F(queue_workers), "S5",
 	  "Threads that write and fsync the spool and Maildir files (read at start-up)" },
+	{ "route.router", SETTING_HOSTPORT, "", 0, 0, NULL, F(route_router), "O1",
+	  "Mail router (seed: メール・ルーター), HOST[:PORT]: takes non-local mail whose destination cannot be resolved, or all of it with route.firewall; empty = none" },
+	{ "route.firewall", SETTING_BOOL, "no", 0, 0, NULL, F(route_firewall), "O1",
+	  "Forward all outgoing mail through the mail router (seed: ファイアウォールを介したルーターへの発信メールの転送)" },
+	{ "route.mailhub", SETTING_HOSTPORT, "", 0, 0, NULL, F(route_mailhub), "O1",
+	  "Forwarding mailhub, HOST[:PORT]: mail for unknown users of the local domains is accepted and forwarded there (a domain shared with another server); empty = none" },
+	{ "dns.servers", SETTING_SERVERS, "", 0, 0, NULL, F(dns_servers), "O1",
+	  "Resolvers for MX/A/AAAA lookups, IP[:PORT],...; empty = those of /etc/resolv.conf" },
+	{ "dns.timeout", SETTING_UINT, "3000", 100, 60000, NULL, F(dns_timeout), "O1",
+	  "Milliseconds one DNS query waits for an answer before the next try" },
+	{ "dns.tries", SETTING_UINT, "3", 1, 10, NULL, F(dns_tries), "O1",
+	  "Tries per DNS query and resolver" },
+	{ "relay.port", SETTING_UINT, "25", 1, 65535, NULL, F(relay_port), "O1",
+	  "Port of MX hosts and of routes without a port" },
+	{ "relay.helo_name", SETTING_HOSTNAME, "", 0, 0, NULL, F(relay_helo_name), "O1",
+	  "Name sent in EHLO/HELO to other servers; empty = server.hostname" },
+	{ "relay.tls", SETTING_ENUM, "may", 0, 0, "none|may|encrypt|verify", F(relay_tls), "O1 A2",
+	  "STARTTLS to other servers: none, may (when offered, unverified: RFC 7435), encrypt (required), verify (required, certificate chain and name checked)" },
+	{ "relay.tls_min_protocol", SETTING_ENUM, "TLSv1.2", 0, 0, "TLSv1|TLSv1.1|TLSv1.2|TLSv1.3", F(relay_tls_min_protocol), "O1 A2",
+	  "Lowest TLS version offered to other servers" },
+	{ "relay.tls_ca_file", SETTING_PATH, "", 0, 0, NULL, F(relay_tls_ca_file), "O1 A2",
+	  "PEM file of trusted CAs for relay.tls=verify; empty = the system's" },
+	{ "relay.connect_timeout", SETTING_UINT, "30", 1, 600, NULL, F(relay_connect_timeout), "O1",
+	  "Seconds a connection to another server may take" },
+	{ "relay.command_timeout", SETTING_UINT, "300", 1, 3600, NULL, F(relay_command_timeout), "O1",
+	  "Seconds to wait for each reply of another server (RFC 5321 §4.5.3.2)" },
+	{ "relay.data_timeout", SETTING_UINT, "600", 1, 3600, NULL, F(relay_data_timeout), "O1",
+	  "Seconds to wait for the reply after the message (RFC 5321 §4.5.3.2: 10 minutes)" },
+	{ "relay.max_connections", SETTING_UINT, "100", 1, 10000, NULL, F(relay_max_connections), "O1",
+	  "Outgoing SMTP connections at once, in all" },
+	{ "relay.max_per_destination", SETTING_UINT, "20", 1, 1000, NULL, F(relay_max_per_destination), "O1",
+	  "Outgoing SMTP connections at once to one destination" },
+	{ "relay.max_rcpts", SETTING_UINT, "50", 1, 1000, NULL, F(relay_max_rcpts), "O1",
+	  "Recipients per outgoing transaction (more are sent in further transactions)" },
+	{ "relay.max_messages_per_connection", SETTING_UINT, "100", 1, 100000, NULL, F(relay_max_messages_per_connection), "O1",
+	  "Messages sent over one connection before it is closed" },
+	{ "queue.retry1_count", SETTING_UINT, "3", 0, 99, NULL, F(queue_retry1_count), "O2",
+	  "First-level retries (seed: QTMSRTQ1) after a temporary failure" },
+	{ "queue.retry1_interval", SETTING_UINT, "1800", 1, 604800, NULL, F(queue_retry1_interval), "O2",
+	  "Seconds between first-level retries" },
+	{ "queue.retry2_count", SETTING_UINT, "28", 0, 999, NULL, F(queue_retry2_count), "O2",
+	  "Second-level retries (seed: QTMSRTQ2) once the first level is used up; then a non-delivery report" },
+	{ "queue.retry2_interval", SETTING_UINT, "14400", 1, 604800, NULL, F(queue_retry2_interval), "O2",
+	  "Seconds between second-level retries" },
+	{ "queue.max_age", SETTING_UINT, "432000", 60, 31536000, NULL, F(queue_max_age), "O2",
+	  "Seconds a message may stay in the queue before what is left of it is returned" },
+	{ "queue.nondelivery", SETTING_ADDRESS, "", 0, 0, NULL, F(queue_nondelivery), "O2",
+	  "Address that gets a copy of every non-delivery report (seed: NONDELIVERY); empty = none" },
+	{ "dsn.enabled", SETTING_BOOL, "yes", 0, 0, NULL, F(dsn_enabled), "O3 S2",
+	  "Support Delivery Status Notification (RFC 3461): DSN in EHLO, NOTIFY/ORCPT/RET/ENVID accepted" },
+	{ "dsn.responsible", SETTING_ADDRESS, "", 0, 0, NULL, F(dsn_responsible), "O3",
+	  "DSN responsible person (seed: DSN 通知責任者): gets the reports that cannot be returned to their sender; empty = they are dropped and logged" },
+	{ "etrn.domains", SETTING_DOMAINS, "", 0, 0, NULL, F(etrn_domains), "O4",
+	  "Domains whose queued mail a client may start with ETRN (RFC 1985); empty = ETRN refused" },
+	{ "etrn.remote", SETTING_HOSTPORT, "", 0, 0, NULL, F(etrn_remote), "O4",
+	  "Server to send ETRN to on a schedule (a dial-up site's provider), HOST[:PORT]; empty = none" },
+	{ "etrn.remote_domains", SETTING_DOMAINS, "", 0, 0, NULL, F(etrn_remote_domains), "O4",
+	  "Domains named in the scheduled ETRN" },
+	{ "etrn.interval", SETTING_UINT, "0", 0, 10080, NULL, F(etrn_interval), "O4",
+	  "Minutes between scheduled ETRNs and queue runs (seed: メール転送間隔); 0 = off" },
 };
 
 const struct setting_def *
@@ -222,10 +282,11 @@ validate_number(const struct setting_def *def, const char *value, char *norm,
 	return 0;
 }
 
+/* A comma-separated list whose every item item_ok accepts. */
 static int
-cidr_list_validate(const char *value)
+list_validate(const char *value, bool (*item_ok)(const char *item))
 {
-	char item[128];
+	char item[300];
 
 	for (const char *p = value; *p != '\0';) {
 		size_t n = strcspn(p, ",");
@@ -233,13 +294,51 @@ cidr_list_validate(const char *value)
 			return -1;
 		memcpy(item, p, n);
 		item[n] = '\0';
-		if (!netaddr_cidr_valid(item))
+		if (!item_ok(item))
 			return -1;
 		p += n;
 		if (*p == ',' && *++p == '\0')
 			return -1;
 	}
 	return 0;
+}
+
+static int
+cidr_list_validate(const char *value)
+{
+	return list_validate(value, netaddr_cidr_valid);
+}
+
+static bool
+server_item_valid(const char *item)
+{
+	char host[256];
+	unsigned port;
+	const char *error;
+
+	return netaddr_hostport_parse(item, host, sizeof(host), 53, &port, &error) == 0 &&
+	    netaddr_is_ip(host);
+}
+
+static int
+server_list_validate(const char *value)
+{
+	return list_validate(value, server_item_valid);
+}
+
+static bool
+domain_item_valid(const char *item)
+{
+	return addr_domain_valid(item);
+}
+
+static int
+hostport_validate(const char *value, const char **error_r)
+{
+	char host[256];
+	unsigned port;
+
+	return netaddr_hostport_parse(value, host, sizeof(host), 25, &port, error_r);
 }
 
 int
@@ -290,6 +389,29 @@ settings_validate(const struct setting_def *def, const char *value, char *norm,
 	case SETTING_CIDRS:
 		if (cidr_list_validate(value) < 0) {
 			*error_r = "not a comma-separated list of IP addresses or CIDR ranges";
+			return -1;
+		}
+		break;
+	case SETTING_HOSTPORT:
+		if (*value != '\0' && hostport_validate(value, error_r) < 0)
+			return -1;
+		break;
+	case SETTING_SERVERS:
+		if (server_list_validate(value) < 0) {
+			*error_r = "not a comma-separated list of IP[:PORT] / [IPv6][:PORT]";
+			return -1;
+		}
+		break;
+	case SETTING_ADDRESS:
+		if (*value != '\0' && (strchr(value, '@') == NULL || strchr(value, ' ') != NULL ||
+		    !addr_domain_valid(strrchr(value, '@') + 1) || value[0] == '@')) {
+			*error_r = "not an address local@domain";
+			return -1;
+		}
+		break;
+	case SETTING_DOMAINS:
+		if (list_validate(value, domain_item_valid) < 0) {
+			*error_r = "not a comma-separated list of domain names";
 			return -1;
 		}
 		break;

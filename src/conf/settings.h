@@ -20,6 +20,10 @@ enum setting_type {
 	SETTING_PATH,     /* a readable file, or empty */
 	SETTING_TEXT,     /* printable ASCII without blanks, or empty */
 	SETTING_CIDRS,    /* comma-separated IP addresses / CIDR ranges, or empty */
+	SETTING_HOSTPORT, /* HOST[:PORT] or [IP][:PORT], or empty */
+	SETTING_SERVERS,  /* comma-separated IP[:PORT] / [IPv6][:PORT], or empty */
+	SETTING_ADDRESS,  /* local@domain, or empty */
+	SETTING_DOMAINS,  /* comma-separated domain names, or empty */
 };
 
 #define CONFIG_STR_MAX 1024
@@ -89,6 +93,37 @@ struct config {
 	bool smtp_percent_routing;
 	uint64_t storage_min_free;
 	uint64_t queue_workers;
+	/* outbound (O1-O6, S2) */
+	char route_router[CONFIG_STR_MAX];
+	bool route_firewall;
+	char route_mailhub[CONFIG_STR_MAX];
+	char dns_servers[CONFIG_STR_MAX];
+	uint64_t dns_timeout;
+	uint64_t dns_tries;
+	uint64_t relay_port;
+	char relay_helo_name[256];
+	char relay_tls[16];
+	char relay_tls_min_protocol[16];
+	char relay_tls_ca_file[CONFIG_STR_MAX];
+	uint64_t relay_connect_timeout;
+	uint64_t relay_command_timeout;
+	uint64_t relay_data_timeout;
+	uint64_t relay_max_connections;
+	uint64_t relay_max_per_destination;
+	uint64_t relay_max_rcpts;
+	uint64_t relay_max_messages_per_connection;
+	uint64_t queue_retry1_count;
+	uint64_t queue_retry1_interval;
+	uint64_t queue_retry2_count;
+	uint64_t queue_retry2_interval;
+	uint64_t queue_max_age;
+	char queue_nondelivery[CONFIG_STR_MAX];
+	bool dsn_enabled;
+	char dsn_responsible[CONFIG_STR_MAX];
+	char etrn_domains[CONFIG_STR_MAX];
+	char etrn_remote[CONFIG_STR_MAX];
+	char etrn_remote_domains[CONFIG_STR_MAX];
+	uint64_t etrn_interval;
 };
 
 struct setting_def {

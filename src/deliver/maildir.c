@@ -12,7 +12,7 @@
 
 #include "lib/fsutil.h"
 #include "lib/xmalloc.h"
-#include "queue/spool.h"
+#include "mail/envelope.h"
 
 #define PATH_BUF 4096
 
@@ -144,7 +144,7 @@ write_tmp(const char *path, const char *head, size_t headlen, struct evbuffer *b
 
 	if (fd < 0)
 		return -1;
-	if (spool_write_with_body(fd, head, headlen, body) < 0 || fsync(fd) < 0) {
+	if (fs_write_evbuffer(fd, head, headlen, body) < 0 || fsync(fd) < 0) {
 		int saved = errno;
 		close(fd);
 		unlink(path);
@@ -183,11 +183,12 @@ link_all(struct target *t, size_t n, const char *tmp)
 }
 
 int
-maildir_deliver(const char *mail_root, const char *hostname, const struct spool_msg *m,
-    bool recovering)
+maildir_deliver(const char *mail_root, const char *hostname, const struct envelope *m,
+    const size_t *which, size_t n, bool recovering)
 {
 	char host[256], prefix[128], tmp[PATH_BUF + 600];
-	struct target *t = xcalloc(m->nrcpt, sizeof(*t));
+	size_t count = which != NULL ? n : m->nrcpt;
+	struct target *t = xcalloc(count > 0 ? count : 1, sizeof(*t));
 	char *head = xasprintf("Return-Path: <%s>\n", m->sender != NULL ? m->sender : "");
 	size_t headlen = strlen(head);
 	size_t size = headlen + evbuffer_get_length(m->body);
@@ -196,20 +197,21 @@ maildir_deliver(const char *mail_root, const char *hostname, const struct spool_
 	int rc = -1, saved = 0;
 
 	host_encode(hostname, host, sizeof(host));
-	for (size_t i = 0; i < m->nrcpt; i++) {
-		if (maildir_path(mail_root, m->rcpts[i].mailbox, t[i].dir, sizeof(t[i].dir)) < 0) {
+	for (size_t k = 0; k < count; k++) {
+		size_t i = which != NULL ? which[k] : k;
+		if (maildir_path(mail_root, m->rcpts[i].addr, t[k].dir, sizeof(t[k].dir)) < 0) {
 			errno = ENAMETOOLONG;
 			goto out;
 		}
-		if (maildir_create(t[i].dir) < 0)
+		if (maildir_create(t[k].dir) < 0)
 			goto out;
 		snprintf(prefix, sizeof(prefix), "%lld.Q%s_%zu.", (long long)m->arrival, m->qid, i);
-		snprintf(t[i].name, sizeof(t[i].name), "%s%s,S=%zu,W=%zu", prefix, host, size, vsize);
+		snprintf(t[k].name, sizeof(t[k].name), "%s%s,S=%zu,W=%zu", prefix, host, size, vsize);
 		if (recovering)
-			t[i].skip = dir_has_prefix(t[i].dir, "new", prefix) ||
-			    dir_has_prefix(t[i].dir, "cur", prefix);
-		if (!t[i].skip && first < 0)
-			first = (ssize_t)i;
+			t[k].skip = dir_has_prefix(t[k].dir, "new", prefix) ||
+			    dir_has_prefix(t[k].dir, "cur", prefix);
+		if (!t[k].skip && first < 0)
+			first = (ssize_t)k;
 	}
 	if (first < 0) { /* everything had landed before the crash */
 		rc = 0;
@@ -218,7 +220,7 @@ maildir_deliver(const char *mail_root, const char *hostname, const struct spool_
 	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", t[first].dir, t[first].name);
 	if (write_tmp(tmp, head, headlen, m->body) < 0)
 		goto out;
-	rc = link_all(t, m->nrcpt, tmp);
+	rc = link_all(t, count, tmp);
 	saved = errno;
 	unlink(tmp);
 	errno = saved;

@@ -13,13 +13,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-struct spool_msg;
+struct envelope;
 
-/* Delivers m to every recipient's Maildir under mail_root/DOMAIN/LOCAL/.
- * With recovering set, recipients whose file is already in new/ or cur/ are
- * skipped. 0, or -1 with errno set (the queue file must then be kept). */
-int maildir_deliver(const char *mail_root, const char *hostname, const struct spool_msg *m,
-    bool recovering);
+/* Delivers e (its body loaded) to the Maildirs under mail_root/DOMAIN/LOCAL/
+ * of the recipients e->rcpts[which[0..n)] (which NULL: every recipient, n
+ * ignored); file names carry each recipient's index in e. With recovering
+ * set, recipients whose file is already in new/ or cur/ are skipped. 0, or
+ * -1 with errno set when any of them failed (the queue file must then be
+ * kept; a later try with recovering set skips those that landed). */
+int maildir_deliver(const char *mail_root, const char *hostname, const struct envelope *e,
+    const size_t *which, size_t n, bool recovering);
 
 /* Creates DIR/{tmp,new,cur} when missing. 0 or -1/errno. */
 int maildir_create(const char *dir);

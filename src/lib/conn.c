@@ -52,7 +52,11 @@ struct conn {
 	bool closing;                /* detached: freed once flushed */
 	bool verified;               /* client: the peer's certificate verified */
 	char error[192];
+	void *owned;                 /* freed with the conn (a refusal's state) */
+	struct conn *prev, *next;    /* every live conn, for conn_free_all() */
 };
+
+static struct conn *conns_all;
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
@@ -91,6 +95,10 @@ conn_new(struct event_base *base, conn_event_fn *cb, void *arg)
 	c->output_max = 256 * 1024;
 	if ((c->out = evbuffer_new()) == NULL)
 		fatalx("evbuffer_new failed");
+	c->next = conns_all;
+	if (conns_all != NULL)
+		conns_all->prev = c;
+	conns_all = c;
 	return c;
 }
 
@@ -441,6 +449,13 @@ conn_peer_addr(const struct conn *c, struct sockaddr_storage *ss, socklen_t *len
 static void
 conn_destroy(struct conn *c)
 {
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		conns_all = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	free(c->owned);
 	drain_cancel(&c->drain);
 	if (c->deadline != NULL)
 		event_free(c->deadline);
@@ -471,6 +486,13 @@ conn_drained(void *arg)
 }
 
 void
+conn_free_all(void)
+{
+	while (conns_all != NULL)
+		conn_destroy(conns_all);
+}
+
+void
 conn_close(struct conn **cp)
 {
 	struct conn *c = *cp;
@@ -483,6 +505,7 @@ conn_close(struct conn **cp)
 	c->closing = true;
 	conn_disarm(c);
 	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_enable(c->bev, EV_WRITE);
 	conn_flush(c);
 	if (tls_bufferevent_flushed(c->bev)) {
 		conn_destroy(c);
@@ -600,14 +623,13 @@ conn_refuse_cb(struct conn *c, enum conn_event ev, void *arg)
 
 	if (ev == CONN_EV_INPUT || ev == CONN_EV_WRITABLE)
 		return;
+	(*r->inflight)--;
 	if (ev == CONN_EV_TLS_READY) {
 		conn_write(c, r->line, strlen(r->line));
-		conn_close(&c);
+		conn_close(&c); /* r is freed with c */
 	} else {
 		conn_free(&c);
 	}
-	(*r->inflight)--;
-	free(r);
 }
 
 void
@@ -623,5 +645,6 @@ conn_refuse_tls(struct event_base *base, int fd, struct ssl_ctx_st *ctx, const c
 	r->inflight = inflight;
 	(*inflight)++;
 	struct conn *c = conn_accept(base, fd, ctx, conn_refuse_cb, r);
+	c->owned = r;
 	conn_set_timeout(c, CONN_REFUSE_TIMEOUT_MS);
 }

@@ -161,6 +161,11 @@ void conn_close(struct conn **cp);
 /* Closes at once, dropping unsent output; sets *cp to NULL. */
 void conn_free(struct conn **cp);
 
+/* Shutdown: frees every conn still alive (those lingering to flush, the
+ * refusals in flight). Call once the owners are gone, before the event
+ * base is freed. */
+void conn_free_all(void);
+
 /* Implicit-TLS refusal (a screened address, too many sessions): completes
  * the handshake on fd, writes line and CRLF inside TLS, closes. At most
  * max such refusals run at once (*inflight counts them; it must outlive

@@ -1,6 +1,7 @@
 #include "lib/fsutil.h"
 
 #include <errno.h>
+#include <event2/buffer.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -117,5 +118,57 @@ fs_free_bytes(const char *path, uint64_t *free_r)
 	if (statvfs(path, &vfs) < 0)
 		return -1;
 	*free_r = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
+	return 0;
+}
+
+int
+fs_write_evbuffer(int fd, const char *head, size_t headlen, struct evbuffer *body)
+{
+	struct evbuffer_iovec vec[64];
+	struct evbuffer_ptr pos;
+
+	if (head != NULL && fs_write_all(fd, head, headlen) < 0)
+		return -1;
+	if (body == NULL)
+		return 0;
+	evbuffer_ptr_set(body, &pos, 0, EVBUFFER_PTR_SET);
+	size_t left = evbuffer_get_length(body);
+	while (left > 0) {
+		int n = evbuffer_peek(body, -1, &pos, vec, 64);
+		if (n <= 0)
+			break;
+		int use = n > 64 ? 64 : n;
+		size_t done = 0;
+		for (int i = 0; i < use; i++) {
+			if (fs_write_all(fd, vec[i].iov_base, vec[i].iov_len) < 0)
+				return -1;
+			done += vec[i].iov_len;
+		}
+		left -= done;
+		if (left > 0 && evbuffer_ptr_set(body, &pos, done, EVBUFFER_PTR_ADD) < 0)
+			break;
+	}
+	return left == 0 ? 0 : (errno = EIO, -1);
+}
+
+int
+fs_pread_all(int fd, void *buf, size_t len, long long offset)
+{
+	char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, (off_t)offset);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0) {
+			errno = EIO;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+		offset += n;
+	}
 	return 0;
 }

@@ -235,3 +235,120 @@ netaddr_ip_in_cidr_list(const char *ip, const char *list)
 	}
 	return false;
 }
+
+bool
+netaddr_is_ip(const char *s)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	return inet_pton(AF_INET, s, &a4) == 1 || inet_pton(AF_INET6, s, &a6) == 1;
+}
+
+int
+netaddr_from_ip(const char *ip, unsigned port, struct netaddr *out)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)&out->ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->ss;
+
+	memset(out, 0, sizeof(*out));
+	if (inet_pton(AF_INET, ip, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		out->len = sizeof(*sin);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, ip, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		out->len = sizeof(*sin6);
+		return 0;
+	}
+	return -1;
+}
+
+/* A DNS name as RFC 1123 allows it: labels of letters, digits and inner
+ * hyphens, at most 63 octets each, 253 in all; a trailing dot is not
+ * accepted (names here are always absolute). */
+static bool
+hostname_valid(const char *s)
+{
+	size_t len = strlen(s), label = 0;
+
+	if (len == 0 || len > 253)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (c == '.') {
+			if (label == 0 || s[i - 1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+		if (!alnum && !(c == '-' && label > 0))
+			return false;
+		if (++label > 63)
+			return false;
+	}
+	return s[len - 1] != '-' && s[len - 1] != '.';
+}
+
+int
+netaddr_hostport_parse(const char *s, char *host, size_t hostsize, unsigned default_port,
+    unsigned *port_r, const char **error_r)
+{
+	const char *portstr = NULL;
+	size_t hlen;
+	in_port_t port;
+
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (close == NULL || (close[1] != '\0' && close[1] != ':')) {
+			*error_r = "bad [IP]:PORT";
+			return -1;
+		}
+		hlen = (size_t)(close - s - 1);
+		if (hlen == 0 || hlen >= hostsize) {
+			*error_r = "bad [IP]:PORT";
+			return -1;
+		}
+		memcpy(host, s + 1, hlen);
+		host[hlen] = '\0';
+		if (!netaddr_is_ip(host)) {
+			*error_r = "not an IP address inside [ ]";
+			return -1;
+		}
+		if (close[1] == ':')
+			portstr = close + 2;
+	} else {
+		const char *colon = strchr(s, ':');
+		if (colon != NULL && strchr(colon + 1, ':') != NULL) {
+			*error_r = "an IPv6 address needs brackets: [IP]:PORT";
+			return -1;
+		}
+		hlen = colon != NULL ? (size_t)(colon - s) : strlen(s);
+		if (hlen == 0 || hlen >= hostsize) {
+			*error_r = "missing or too long host name";
+			return -1;
+		}
+		memcpy(host, s, hlen);
+		host[hlen] = '\0';
+		if (!netaddr_is_ip(host) && !hostname_valid(host)) {
+			*error_r = "not a valid host name";
+			return -1;
+		}
+		if (colon != NULL)
+			portstr = colon + 1;
+	}
+	if (portstr == NULL) {
+		*port_r = default_port;
+		return 0;
+	}
+	if (parse_port(portstr, &port) < 0) {
+		*error_r = "bad port (1-65535)";
+		return -1;
+	}
+	*port_r = ntohs(port);
+	return 0;
+}

@@ -36,6 +36,19 @@ bool netaddr_ip_in_cidr_list(const char *ip, const char *list);
 /* True when s is a valid address or CIDR range as netaddr_ip_in_cidr takes. */
 bool netaddr_cidr_valid(const char *s);
 
+/* "HOST", "HOST:PORT", "[IP]" or "[IP]:PORT" (HOST a DNS name or an IPv4
+ * address; an IPv6 address needs the brackets). Writes the host (without
+ * brackets) into host and the port, or default_port when none is given.
+ * 0, or -1 with *error_r. No DNS here: names are checked for shape only. */
+int netaddr_hostport_parse(const char *s, char *host, size_t hostsize, unsigned default_port,
+    unsigned *port_r, const char **error_r);
+
+/* True when s is a numeric IPv4 or IPv6 address. */
+bool netaddr_is_ip(const char *s);
+
+/* Fills sa from a numeric IP and a port. 0 or -1 (not an IP). */
+int netaddr_from_ip(const char *ip, unsigned port, struct netaddr *out);
+
 /* The numeric IP of sa, without port, into buf (INET6_ADDRSTRLEN). */
 const char *netaddr_ip(const struct sockaddr *sa, char *buf, size_t size);
 

@@ -94,6 +94,39 @@ fail:
 	return NULL;
 }
 
+struct ssl_ctx_st *
+tls_client_context_create(const char *min_protocol, const char *ca_file, char *err,
+    size_t errsize)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	int minv = tls_protocol_parse(min_protocol);
+
+	if (ctx == NULL) {
+		ssl_error(err, errsize, "SSL_CTX_new failed", NULL);
+		return NULL;
+	}
+	if (minv < 0) {
+		snprintf(err, errsize, "unknown TLS protocol %s", min_protocol);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	if (minv < TLS1_2_VERSION)
+		SSL_CTX_set_security_level(ctx, 0);
+	SSL_CTX_set_min_proto_version(ctx, minv);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+	if (ca_file != NULL && ca_file[0] != '\0') {
+		if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+			ssl_error(err, errsize, "cannot load CA file", ca_file);
+			SSL_CTX_free(ctx);
+			return NULL;
+		}
+	} else {
+		SSL_CTX_set_default_verify_paths(ctx);
+	}
+	ERR_clear_error();
+	return ctx;
+}
+
 void
 tls_context_free(struct ssl_ctx_st **ctxp)
 {

@@ -21,6 +21,12 @@ struct tls_settings {
 struct ssl_ctx_st *tls_context_create(const struct tls_settings *ts, char *err, size_t errsize);
 void tls_context_free(struct ssl_ctx_st **ctxp);
 
+/* Builds a client context (outbound SMTP): minimum protocol, the trust
+ * store from ca_file or the system's default paths. NULL with a reason in
+ * err. */
+struct ssl_ctx_st *tls_client_context_create(const char *min_protocol, const char *ca_file,
+    char *err, size_t errsize);
+
 /* Writes a new self-signed certificate for hostname (EC P-256, 10 years) to
  * cert_path and key_path (key mode 0600). 0, or -1 with a reason in err. */
 int tls_selfsigned_create(const char *hostname, const char *cert_path, const char *key_path,

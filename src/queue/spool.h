@@ -1,65 +1,81 @@
-/* spool.h: the durable queue (MISSION S5). A message is acknowledged with 250
- * only after spool_commit() returned 0: its queue file is written, fsync'd and
- * renamed into place, and the queue directory is fsync'd.
+/* spool.h: the durable queue (MISSION S5, O1-O3). A message is acknowledged
+ * with 250 only after spool_commit() returned 0: its queue file is written,
+ * fsync'd and linked into place, and the queue directory is fsync'd. After
+ * that the file is only appended to: each change of a recipient's state is
+ * one record, written with O_APPEND and fdatasync'd before anything acts on
+ * it (spool_append).
  *
- * DIR/queue/QID       committed: envelope lines, a blank line, the message
+ * DIR/queue/QID       committed
  * DIR/queue/QID.tmp   being written; never acknowledged, removed at start-up
  *
- * Envelope lines ("tegami-queue 1" first):
+ * Version 2 ("tegami-queue 2" first):
  *   I QID             queue id
  *   T SECONDS         arrival time (also names the Maildir files)
  *   S SENDER          reverse-path without brackets, empty for <>
- *   R MAILBOX\tORIG   one per local mailbox, with the RCPT TO it came from
- * The message is stored with LF line endings, Received header included. */
+ *   E ENVID           DSN envelope id, xtext-decoded (optional)
+ *   N FULL|HDRS       DSN RET (optional)
+ *   K 1|2             a delivery report / a report about one (optional)
+ *   M 1               the message has 8-bit octets (optional)
+ *   B OCTETS          length of the message after the blank line
+ *   R L|R \t ADDRESS \t ORIGINAL \t NOTIFY \t ORCPT     one per recipient,
+ *                     L local mailbox, R remote (SMTP); NOTIFY as in RFC 3461
+ *   (blank line, then the message with LF line endings, Received included)
+ *   s IDX STATE ATTEMPTS NEXT-TRY FLAGS \t MTA \t REPLY  appended records:
+ *                     STATE P pending, Q deferred, D delivered, F failed
+ *   h 0|1             hold (O5)
+ * The last complete record of a recipient wins; a torn last line is
+ * ignored. Version 1 files (local recipients only, no records) still load. */
 #ifndef TEGAMI_SPOOL_H
 #define TEGAMI_SPOOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
-#include <time.h>
+#include <stdint.h>
+
+#include "mail/envelope.h"
 
 struct evbuffer;
 
-#define SPOOL_QID_LEN 20
+/* Longest record spool_record_rcpt writes. */
+#define SPOOL_RECORD_MAX 1400
 
-struct spool_rcpt {
-	char *mailbox; /* local@domain, lower case */
-	char *orig;    /* the address given in RCPT TO */
-};
+/* Worker thread. Writes and fsyncs the queue file of e (envelope, then the
+ * body) and its directory; the recipients' states are written as they are
+ * (pending unless set). 0, or -1 with errno set (nothing is left behind). */
+int spool_commit(const char *queue_dir, const struct envelope *e);
 
-struct spool_msg {
-	char qid[SPOOL_QID_LEN + 1];
-	time_t arrival;
-	char *sender;
-	struct spool_rcpt *rcpts;
-	size_t nrcpt;
-	struct evbuffer *body;  /* owned; LF line endings */
-};
+/* Octets spool_commit() writes before the body of e: where the message
+ * starts in its queue file. */
+uint64_t spool_header_length(const struct envelope *e);
 
-/* A new message with a fresh queue id; the body buffer is empty. */
-struct spool_msg *spool_msg_create(void);
-void spool_msg_free(struct spool_msg **mp);
-void spool_msg_add_rcpt(struct spool_msg *m, const char *mailbox, const char *orig);
+/* Formats the state record of recipient idx of e into buf (size at least
+ * SPOOL_RECORD_MAX); MTA and reply are cleaned of tabs and line ends.
+ * Returns the length. */
+size_t spool_record_rcpt(const struct envelope *e, size_t idx, char *buf, size_t size);
+/* The hold record. Returns the length. */
+size_t spool_record_hold(bool hold, char *buf, size_t size);
 
-/* Worker thread. Writes and fsyncs the queue file and its directory.
- * 0, or -1 with errno set (nothing is left behind on failure). */
-int spool_commit(const char *queue_dir, const struct spool_msg *m);
+/* Worker thread. Appends records (whole lines) to the queue file of qid in
+ * one write and fdatasyncs it. 0 or -1/errno. */
+int spool_append(const char *queue_dir, const char *qid, const char *records, size_t len);
 
-/* Writes head (may be NULL) then the whole of body, without draining it, to
- * fd. 0 or -1/errno. */
-int spool_write_with_body(int fd, const char *head, size_t headlen, struct evbuffer *body);
-
-/* Worker thread. Unlinks the queue file once every mailbox has the message. */
+/* Worker thread. Unlinks the queue file. 0 or -1/errno. */
 int spool_remove(const char *queue_dir, const char *qid);
 
-/* Start-up. Reads a committed queue file. Returns the message, or NULL with
- * *error_r (static) when the file is unreadable or malformed. */
-struct spool_msg *spool_load(const char *path, const char **error_r);
+/* "DIR/QID" into buf. */
+void spool_path(const char *queue_dir, const char *qid, char *buf, size_t size);
+
+/* Worker thread or start-up. Reads a queue file: the envelope with every
+ * state record applied, and the body when with_body (else e->body is NULL
+ * and only the envelope and the records are read). *body_offset_r gets the
+ * offset of the body in the file. Returns the envelope, or NULL with
+ * *error_r (static) when the file is unreadable or malformed (errno set
+ * for a read error). */
+struct envelope *spool_load(const char *path, bool with_body, uint64_t *body_offset_r,
+    const char **error_r);
 
 /* Start-up. Removes the .tmp files (never acknowledged) and calls fn for every
  * committed queue file name. Returns the number found, or -1/errno. */
 int spool_scan(const char *queue_dir, void (*fn)(void *arg, const char *qid), void *arg);
-
-/* True when name looks like a queue id. */
-int spool_qid_valid(const char *name);
 
 #endif

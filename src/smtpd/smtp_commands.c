@@ -192,7 +192,7 @@ cmd_mail(struct smtp_session *s, char *args)
 	addr_format(&pa.addr, sender, sizeof(sender));
 	if (smtp_policy_mail(s, &pa.addr, sender) < 0)
 		return;
-	s->msg = spool_msg_create();
+	s->msg = envelope_create();
 	s->msg->sender = xstrdup(sender);
 	s->nrcpt = 0;
 	smtp_session_enter(s, SMTP_STATE_MAIL);
@@ -205,12 +205,43 @@ rcpt_accept(struct smtp_session *s, const struct dir_targets *t, const char *ori
 	for (size_t i = 0; i < t->n; i++) {
 		bool dup = false;
 		for (size_t j = 0; j < s->msg->nrcpt && !dup; j++)
-			dup = strcmp(s->msg->rcpts[j].mailbox, t->mailbox[i]) == 0;
+			dup = !s->msg->rcpts[j].remote && strcmp(s->msg->rcpts[j].addr, t->mailbox[i]) == 0;
 		if (!dup)
-			spool_msg_add_rcpt(s->msg, t->mailbox[i], orig);
+			envelope_add_rcpt(s->msg, t->mailbox[i], orig, false);
 	}
 	s->nrcpt++;
 	smtp_session_reply(s, "250 2.1.5 Ok");
+}
+
+/* A recipient that goes out over SMTP (O1): the address as given, with
+ * the domain in lower case (it names the destination). */
+static void
+rcpt_accept_remote(struct smtp_session *s, const struct mail_addr *a, const char *orig)
+{
+	char addr[ADDR_PATH_MAX + 8];
+	struct mail_addr lower = *a;
+
+	str_lower(lower.domain);
+	addr_format(&lower, addr, sizeof(addr));
+	for (size_t j = 0; j < s->msg->nrcpt; j++) {
+		if (s->msg->rcpts[j].remote && strcmp(s->msg->rcpts[j].addr, addr) == 0) {
+			s->nrcpt++;
+			smtp_session_reply(s, "250 2.1.5 Ok");
+			return;
+		}
+	}
+	envelope_add_rcpt(s->msg, addr, orig, true);
+	s->nrcpt++;
+	smtp_session_reply(s, "250 2.1.5 Ok");
+}
+
+/* Until the relay-control rules (R1) land: authenticated senders, and the
+ * clients of the submission and SMTPS listeners (which passed their
+ * listener's policy to get here), may relay; everyone else may not. */
+static bool
+relay_allowed(struct smtp_session *s)
+{
+	return s->auth_user != NULL || s->kind != SMTP_LISTENER_MTA;
 }
 
 static void
@@ -259,11 +290,20 @@ cmd_rcpt(struct smtp_session *s, char *args)
 		rcpt_accept(s, targets, rcpt);
 		return;
 	case DIR_NOT_LOCAL:
+		if (relay_allowed(s)) {
+			rcpt_accept_remote(s, &pa.addr, rcpt);
+			return;
+		}
 		log_info("event=relay_denied session=%llx client=%s rcpt=<%s>",
 		    (unsigned long long)s->id, s->ip, rcpt);
 		smtp_session_error(s, "550 5.7.1 <%s>: Relay access denied", rcpt);
 		return;
 	case DIR_UNKNOWN:
+		if (cfg->route_mailhub[0] != '\0') {
+			/* O1: a domain shared with the mailhub, which has this user. */
+			rcpt_accept_remote(s, &pa.addr, rcpt);
+			return;
+		}
 		smtp_session_error(s, "550 5.1.1 <%s>: Recipient address rejected: "
 		    "User unknown", rcpt);
 		return;

@@ -118,7 +118,7 @@ static void
 data_end(struct smtp_session *s)
 {
 	struct smtp_data_reader *d = &s->data;
-	struct spool_msg *msg;
+	struct envelope *msg;
 
 	if (d->too_big) {
 		smtp_session_error(s, "552 5.3.4 Error: message size exceeds fixed maximum message size");

@@ -103,7 +103,7 @@ smtp_policy_rcpt(struct smtp_session *s, bool rcpt_local)
 }
 
 int
-smtp_policy_data(struct smtp_session *s, struct spool_msg *msg)
+smtp_policy_data(struct smtp_session *s, struct envelope *msg)
 {
 	const struct config *cfg = smtp_server_config(s->srv);
 	char from[DIR_MAILBOX_MAX];

@@ -35,7 +35,7 @@ struct smtp_job {
 	char hostname[256];           /* for Maildir names, copied on the loop */
 	bool delivered;               /* straight into the mailboxes (else queued) */
 	struct smtp_session *session; /* NULL once the session went away */
-	struct spool_msg *msg;
+	struct envelope *msg;
 	int result, err;
 };
 
@@ -242,12 +242,12 @@ spool_done(void *arg)
 	if (job->result == 0)
 		queue_runner_committed(job->queue, job->msg, job->delivered);
 	else
-		spool_msg_free(&job->msg);
+		envelope_free(&job->msg);
 	free(job);
 }
 
 void
-smtp_server_spool(struct smtp_server *srv, struct smtp_session *s, struct spool_msg *msg)
+smtp_server_spool(struct smtp_server *srv, struct smtp_session *s, struct envelope *msg)
 {
 	struct smtp_job *job = xcalloc(1, sizeof(*job));
 

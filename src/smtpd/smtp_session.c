@@ -110,7 +110,7 @@ smtp_session_tls_describe(struct smtp_session *s, char *buf, size_t size)
 void
 smtp_session_reset_tx(struct smtp_session *s)
 {
-	spool_msg_free(&s->msg);
+	envelope_free(&s->msg);
 	s->nrcpt = 0;
 	memset(&s->data, 0, sizeof(s->data));
 	if (s->state == SMTP_STATE_MAIL || s->state == SMTP_STATE_DATA)
@@ -131,7 +131,7 @@ smtp_session_destroy(struct smtp_session *s)
 	    (unsigned long long)s->id, s->ip, s->errors);
 	smtp_server_session_closed(s->srv, s);
 	smtp_auth_cleanup(s);
-	spool_msg_free(&s->msg);
+	envelope_free(&s->msg);
 	conn_close(&s->conn);
 	free(s->helo);
 	free(s);
@@ -284,7 +284,7 @@ smtp_session_input(struct smtp_session *s)
 }
 
 void
-smtp_session_spooled(struct smtp_session *s, const struct spool_msg *m, int result, int err)
+smtp_session_spooled(struct smtp_session *s, const struct envelope *m, int result, int err)
 {
 	s->busy = false;
 	s->job = NULL;

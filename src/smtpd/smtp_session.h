@@ -21,7 +21,7 @@
 
 struct conn;
 struct evbuffer;
-struct spool_msg;
+struct envelope;
 struct smtp_server;
 struct smtp_job;
 struct sasl_exchange;
@@ -70,7 +70,7 @@ struct smtp_session {
 	enum smtp_listener_kind kind;
 	unsigned errors;
 	char *helo;
-	struct spool_msg *msg;   /* the transaction, from MAIL to end of DATA */
+	struct envelope *msg;   /* the transaction, from MAIL to end of DATA */
 	size_t nrcpt;            /* RCPT commands accepted */
 	struct smtp_data_reader data;
 	struct smtp_job *job;    /* in-flight spool write */
@@ -95,7 +95,7 @@ void smtp_server_session_closed(struct smtp_server *srv, struct smtp_session *s)
 /* Takes msg and writes it to the spool on a worker; calls
  * smtp_session_spooled() later on the loop thread unless the session went
  * away. Committed messages go to the queue runner, failed ones are freed. */
-void smtp_server_spool(struct smtp_server *srv, struct smtp_session *s, struct spool_msg *msg);
+void smtp_server_spool(struct smtp_server *srv, struct smtp_session *s, struct envelope *msg);
 
 /* --- smtp_session.c --- */
 /* Starts a session on an accepted socket; for the SMTPS listener the TLS
@@ -127,7 +127,7 @@ void smtp_session_enter(struct smtp_session *s, enum smtp_state state);
  * touch s afterwards. */
 void smtp_session_input(struct smtp_session *s);
 /* Spool result for m: 0 committed, -1 failed with errno err. */
-void smtp_session_spooled(struct smtp_session *s, const struct spool_msg *m, int result, int err);
+void smtp_session_spooled(struct smtp_session *s, const struct envelope *m, int result, int err);
 
 /* --- smtp_commands.c --- */
 /* Runs one command line of len octets (CRLF stripped). */
@@ -148,7 +148,7 @@ void smtp_auth_cleanup(struct smtp_session *s);
 /* --- smtp_policy.c (MISSION A5, A6): 0 to go on, -1 after a refusal --- */
 int smtp_policy_mail(struct smtp_session *s, const struct mail_addr *addr, const char *sender);
 int smtp_policy_rcpt(struct smtp_session *s, bool rcpt_local);
-int smtp_policy_data(struct smtp_session *s, struct spool_msg *msg);
+int smtp_policy_data(struct smtp_session *s, struct envelope *msg);
 
 /* --- smtp_data.c --- */
 void smtp_data_begin(struct smtp_session *s);

@@ -5,11 +5,11 @@
 #include <event2/buffer.h>
 
 #include "deliver/maildir.h"
-#include "queue/spool.h"
+#include "mail/envelope.h"
 
 struct fixture {
 	char *root;
-	struct spool_msg *m;
+	struct envelope *m;
 };
 
 static const char body_text[] =
@@ -30,12 +30,12 @@ setup(void **state)
 
 	assert_non_null(f);
 	f->root = test_mkdtemp();
-	f->m = spool_msg_create();
+	f->m = envelope_create();
 	snprintf(f->m->qid, sizeof(f->m->qid), "%s", QID);
 	f->m->arrival = 1700000000;
 	f->m->sender = strdup("alice@example.org");
-	spool_msg_add_rcpt(f->m, "bob@example.test", "Bob@example.test");
-	spool_msg_add_rcpt(f->m, "carol@example.test", "carol@example.test");
+	envelope_add_rcpt(f->m, "bob@example.test", "Bob@example.test", false);
+	envelope_add_rcpt(f->m, "carol@example.test", "carol@example.test", false);
 	evbuffer_add(f->m->body, body_text, sizeof(body_text) - 1);
 	*state = f;
 	return 0;
@@ -46,7 +46,7 @@ teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	spool_msg_free(&f->m);
+	envelope_free(&f->m);
 	test_rm_rf(f->root);
 	free(f->root);
 	free(f);
@@ -118,7 +118,7 @@ test_deliver_two(void **state)
 	struct stat sb, sc;
 	char *content = expected_content("alice@example.org");
 
-	assert_int_equal(maildir_deliver(f->root, HOST, f->m, false), 0);
+	assert_int_equal(maildir_deliver(f->root, HOST, f->m, NULL, 0, false), 0);
 
 	/* both Maildirs were created with tmp/ new/ cur/ */
 	static const char *const subs[] = { "tmp", "new", "cur" };
@@ -153,14 +153,14 @@ test_idempotent(void **state)
 	struct stat sb, sc;
 	char *content = expected_content("alice@example.org");
 
-	assert_int_equal(maildir_deliver(f->root, HOST, f->m, false), 0);
-	assert_int_equal(maildir_deliver(f->root, HOST, f->m, true), 0);
+	assert_int_equal(maildir_deliver(f->root, HOST, f->m, NULL, 0, false), 0);
+	assert_int_equal(maildir_deliver(f->root, HOST, f->m, NULL, 0, true), 0);
 	check_delivered(f, "bob", 0, HOST, content, &sb);
 	check_delivered(f, "carol", 1, HOST, content, &sc);
 	assert_int_equal(sb.st_nlink, 2);
 
-	assert_int_equal(maildir_deliver(f->root, HOST, f->m, true), 0);
-	assert_int_equal(maildir_deliver(f->root, HOST, f->m, false), 0);
+	assert_int_equal(maildir_deliver(f->root, HOST, f->m, NULL, 0, true), 0);
+	assert_int_equal(maildir_deliver(f->root, HOST, f->m, NULL, 0, false), 0);
 	check_delivered(f, "bob", 0, HOST, content, &sb);
 	check_delivered(f, "carol", 1, HOST, content, &sc);
 	assert_int_equal(sb.st_ino, sc.st_ino);
@@ -178,13 +178,13 @@ test_recover_partial(void **state)
 	struct stat sb, sc;
 	char *content = expected_content("alice@example.org");
 
-	assert_int_equal(maildir_deliver(f->root, HOST, f->m, false), 0);
+	assert_int_equal(maildir_deliver(f->root, HOST, f->m, NULL, 0, false), 0);
 	mdir(f, "example.test", "carol", "new", dir, sizeof(dir));
 	assert_int_equal(test_dir_count(dir, name, sizeof(name)), 1);
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	assert_int_equal(unlink(path), 0);
 
-	assert_int_equal(maildir_deliver(f->root, HOST, f->m, true), 0);
+	assert_int_equal(maildir_deliver(f->root, HOST, f->m, NULL, 0, true), 0);
 	check_delivered(f, "bob", 0, HOST, content, &sb);
 	check_delivered(f, "carol", 1, HOST, content, &sc);
 	assert_int_equal(sb.st_nlink, 1);       /* bob's was left alone */
@@ -201,7 +201,7 @@ test_recover_seen_in_cur(void **state)
 	struct fixture *f = *state;
 	char newdir[4200], curdir[4200], name[512], from[4800], to[4800];
 
-	assert_int_equal(maildir_deliver(f->root, HOST, f->m, false), 0);
+	assert_int_equal(maildir_deliver(f->root, HOST, f->m, NULL, 0, false), 0);
 	mdir(f, "example.test", "bob", "new", newdir, sizeof(newdir));
 	mdir(f, "example.test", "bob", "cur", curdir, sizeof(curdir));
 	assert_int_equal(test_dir_count(newdir, name, sizeof(name)), 1);
@@ -209,7 +209,7 @@ test_recover_seen_in_cur(void **state)
 	snprintf(to, sizeof(to), "%s/%s:2,S", curdir, name);
 	assert_int_equal(rename(from, to), 0);
 
-	assert_int_equal(maildir_deliver(f->root, HOST, f->m, true), 0);
+	assert_int_equal(maildir_deliver(f->root, HOST, f->m, NULL, 0, true), 0);
 	assert_int_equal(test_dir_count(newdir, NULL, 0), 0);
 	assert_int_equal(test_dir_count(curdir, NULL, 0), 1);
 	assert_int_equal(test_dir_count(mdir(f, "example.test", "carol", "new", newdir,
@@ -235,7 +235,7 @@ test_recover_other_message(void **state)
 	snprintf(path, sizeof(path), "%s/new/1700000000.Q" QID "_10." HOST ",S=1,W=2", carol);
 	test_write_file(path, "x", 1);
 
-	assert_int_equal(maildir_deliver(f->root, HOST, f->m, true), 0);
+	assert_int_equal(maildir_deliver(f->root, HOST, f->m, NULL, 0, true), 0);
 	assert_int_equal(test_dir_count(mdir(f, "example.test", "bob", "new", bob, sizeof(bob)),
 	    NULL, 0), 2);
 	assert_int_equal(test_dir_count(mdir(f, "example.test", "carol", "new", carol,
@@ -259,7 +259,7 @@ test_null_sender(void **state)
 
 	free(f->m->sender);
 	f->m->sender = NULL;
-	assert_int_equal(maildir_deliver(f->root, HOST, f->m, false), 0);
+	assert_int_equal(maildir_deliver(f->root, HOST, f->m, NULL, 0, false), 0);
 	assert_true(strncmp(content, "Return-Path: <>\n", 16) == 0);
 	check_delivered(f, "bob", 0, HOST, content, &st);
 	free(content);
@@ -273,7 +273,7 @@ test_host_encoding(void **state)
 	struct stat st;
 	char *content = expected_content("alice@example.org");
 
-	assert_int_equal(maildir_deliver(f->root, "odd/host:name", f->m, false), 0);
+	assert_int_equal(maildir_deliver(f->root, "odd/host:name", f->m, NULL, 0, false), 0);
 	check_delivered(f, "bob", 0, "odd\\057host\\072name", content, &st);
 	free(content);
 }
@@ -302,7 +302,7 @@ test_sizes_crlf(void **state)
 	assert_non_null(content);
 	snprintf(content, csize, "Return-Path: <alice@example.org>\n%s", body);
 
-	assert_int_equal(maildir_deliver(f->root, HOST, f->m, false), 0);
+	assert_int_equal(maildir_deliver(f->root, HOST, f->m, NULL, 0, false), 0);
 	check_delivered(f, "bob", 0, HOST, content, &st);
 	/* 1 (Return-Path) + 600 LFs in the body */
 	assert_int_equal(count_char(content, strlen(content), '\n'), 601);
@@ -354,7 +354,7 @@ test_deliver_fails(void **state)
 	snprintf(blocker, sizeof(blocker), "%s/example.test", f->root);
 	test_write_file(blocker, "x", 1);
 	errno = 0;
-	assert_int_equal(maildir_deliver(f->root, HOST, f->m, false), -1);
+	assert_int_equal(maildir_deliver(f->root, HOST, f->m, NULL, 0, false), -1);
 	assert_true(errno != 0);
 }
 

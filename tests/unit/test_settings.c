@@ -154,6 +154,10 @@ test_table_complete(void **state)
 		case SETTING_PATH:
 		case SETTING_TEXT:
 		case SETTING_CIDRS:
+		case SETTING_HOSTPORT:
+		case SETTING_SERVERS:
+		case SETTING_ADDRESS:
+		case SETTING_DOMAINS:
 			if (d->size < 2)
 				fail_msg("%s: string field too small", d->key);
 			break;
@@ -350,6 +354,45 @@ test_text(void **state)
 	INVALID("tls.ciphers", "\xc3\xa9");
 }
 
+/* O1: HOST[:PORT] routes, resolver lists, addresses, domain lists. */
+static void
+test_outbound_types(void **state)
+{
+	VALID("route.router", "", "");
+	VALID("route.router", "mail.example.test", "mail.example.test");
+	VALID("route.router", "mail.example.test:2525", "mail.example.test:2525");
+	VALID("route.router", "192.0.2.1:25", "192.0.2.1:25");
+	VALID("route.router", "[2001:db8::1]:587", "[2001:db8::1]:587");
+	VALID("route.router", "[::1]", "[::1]");
+	INVALID("route.router", "2001:db8::1");          /* IPv6 needs brackets */
+	INVALID("route.router", "mail.example.test:0");
+	INVALID("route.router", "mail.example.test:99999");
+	INVALID("route.router", "-bad.example");
+	INVALID("route.router", "bad..example");
+	INVALID("route.router", "[mail.example.test]:25");
+	INVALID("route.router", ":25");
+
+	VALID("dns.servers", "", "");
+	VALID("dns.servers", "127.0.0.1:5353", "127.0.0.1:5353");
+	VALID("dns.servers", "127.0.0.1,[::1]:53", "127.0.0.1,[::1]:53");
+	INVALID("dns.servers", "resolver.example.test");  /* resolvers by address only */
+	INVALID("dns.servers", "127.0.0.1,");
+
+	VALID("queue.nondelivery", "", "");
+	VALID("queue.nondelivery", "nondelivery@example.test", "nondelivery@example.test");
+	INVALID("queue.nondelivery", "nondelivery");
+	INVALID("queue.nondelivery", "@example.test");
+	INVALID("queue.nondelivery", "a b@example.test");
+
+	VALID("etrn.domains", "", "");
+	VALID("etrn.domains", "a.example,b.example", "a.example,b.example");
+	INVALID("etrn.domains", "a.example,,b.example");
+	INVALID("etrn.domains", "a_example");
+
+	VALID("relay.tls", "verify", "verify");
+	INVALID("relay.tls", "required");
+}
+
 static void
 test_too_long(void **state)
 {
@@ -525,6 +568,7 @@ main(void)
 		cmocka_unit_test(test_enum),
 		cmocka_unit_test(test_path),
 		cmocka_unit_test(test_text),
+		cmocka_unit_test(test_outbound_types),
 		cmocka_unit_test(test_too_long),
 		cmocka_unit_test_setup_teardown(test_config_defaults, setup_db, teardown_db),
 		cmocka_unit_test_setup_teardown(test_config_stored, setup_db, teardown_db),
