@@ -5,12 +5,15 @@
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libevent-dev libssl-dev libsqlite3-dev
-            libcrypt-dev libc-ares-dev libjansson-dev libgmime-3.0-dev libcap-dev)
+            libcrypt-dev libc-ares-dev libjansson-dev libgmime-3.0-dev libcap-dev
+            ca-certificates)
 # swaks speaks TLS through Net::SSLeay, a package it only recommends: without
 # it `swaks --tls` and AUTH under TLS fail on a machine that installs with
 # --no-install-recommends (CRAM-MD5 needs Digest::MD5, which perl has).
+# Outbound tests run real peers on loopback: dnsmasq answers MX/A/AAAA for
+# test domains, Postfix's smtp-sink and Python's aiosmtpd receive.
 test_pkgs=(libcmocka-dev python3-pytest swaks libnet-ssleay-perl openssl curl msmtp
-           fetchmail getmail6)
+           fetchmail getmail6 dnsmasq-base python3-aiosmtpd postfix)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 
 want=("${build_pkgs[@]}")

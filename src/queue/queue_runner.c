@@ -823,13 +823,26 @@ queue_runner_recover(struct queue_runner *q)
 
 /* --- admin --- */
 
+/* A recipient domain matches "domain", or "@domain": it or a subdomain
+ * (RFC 1985 §5). */
+static bool
+domain_matches(const char *d, const char *pattern)
+{
+	if (pattern[0] != '@')
+		return strcasecmp(d, pattern) == 0;
+	pattern++;
+	size_t dl = strlen(d), pl = strlen(pattern);
+	return strcasecmp(d, pattern) == 0 ||
+	    (dl > pl && d[dl - pl - 1] == '.' && strcasecmp(d + dl - pl, pattern) == 0);
+}
+
 static bool
 has_domain(const struct qmsg *m, const char *domain)
 {
 	for (size_t i = 0; i < m->env->nrcpt; i++) {
 		const struct envelope_rcpt *r = &m->env->rcpts[i];
 		if ((r->state == RCPT_PENDING || r->state == RCPT_DEFERRED) &&
-		    strcasecmp(domain_of(r->addr), domain) == 0)
+		    domain_matches(domain_of(r->addr), domain))
 			return true;
 	}
 	return false;

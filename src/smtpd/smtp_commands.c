@@ -11,7 +11,9 @@
 #include "lib/log.h"
 #include "lib/strutil.h"
 #include "lib/xmalloc.h"
+#include "mail/dsn.h"
 #include "mail/smtp_parse.h"
+#include "queue/queue_runner.h"
 #include "queue/spool.h"
 #include "smtpd/smtp_session.h"
 
@@ -52,6 +54,9 @@ cmd_helo_common(struct smtp_session *s, char *args, bool esmtp)
 	smtp_session_reply(s, "250-SIZE %llu", (unsigned long long)cfg->smtp_max_message_size);
 	smtp_session_reply(s, "250-PIPELINING");
 	smtp_session_reply(s, "250-8BITMIME");
+	if (cfg->dsn_enabled)
+		smtp_session_reply(s, "250-DSN");
+	smtp_session_reply(s, "250-ETRN");
 	if (starttls_offered(s))
 		smtp_session_reply(s, "250-STARTTLS");
 	char auth[128];
@@ -72,12 +77,20 @@ cmd_helo(struct smtp_session *s, char *args)
 	cmd_helo_common(s, args, false);
 }
 
-/* MAIL parameters (RFC 1870 SIZE, RFC 6152 BODY). 0, or -1 after replying. */
+/* The DSN parameters of MAIL (RFC 3461 §4.3, §4.4). */
+struct mail_dsn {
+	int ret;                            /* enum dsn_ret */
+	char envid[DSN_ENVID_MAX * 3 + 1];  /* as received (xtext), "" when absent */
+};
+
+/* MAIL parameters (RFC 1870 SIZE, RFC 6152 BODY, RFC 3461 RET/ENVID).
+ * 0, or -1 after replying. */
 static int
-mail_params(struct smtp_session *s, const struct smtp_path_args *pa)
+mail_params(struct smtp_session *s, const struct smtp_path_args *pa, struct mail_dsn *dsn)
 {
 	const struct config *cfg = smtp_server_config(s->srv);
 
+	memset(dsn, 0, sizeof(*dsn));
 	for (size_t i = 0; i < pa->nparams; i++) {
 		const struct smtp_param *p = &pa->params[i];
 		uint64_t size;
@@ -106,6 +119,23 @@ mail_params(struct smtp_session *s, const struct smtp_path_args *pa)
 				smtp_session_error(s, "501 5.5.4 Error: BODY must be 7BIT or 8BITMIME");
 				return -1;
 			}
+		} else if (cfg->dsn_enabled && strcasecmp(p->keyword, "RET") == 0) {
+			enum dsn_ret ret;
+			if (dsn->ret != 0 || p->value == NULL || dsn_ret_parse(p->value, &ret) < 0) {
+				smtp_session_error(s, "501 5.5.4 Error: RET must be FULL or HDRS, once");
+				return -1;
+			}
+			dsn->ret = (int)ret;
+		} else if (cfg->dsn_enabled && strcasecmp(p->keyword, "ENVID") == 0) {
+			char decoded[DSN_ENVID_MAX + 1];
+			if (dsn->envid[0] != '\0' || p->value == NULL ||
+			    strlen(p->value) >= sizeof(dsn->envid) ||
+			    dsn_envid_parse(p->value, decoded, sizeof(decoded)) < 0) {
+				smtp_session_error(s, "501 5.5.4 Error: bad ENVID (xtext, at most 100 "
+				    "octets, once)");
+				return -1;
+			}
+			str_copy(dsn->envid, p->value, sizeof(dsn->envid));
 		} else {
 			smtp_session_error(s, "555 5.5.4 Error: unsupported parameter %.64s", p->keyword);
 			return -1;
@@ -180,7 +210,8 @@ cmd_mail(struct smtp_session *s, char *args)
 		smtp_session_error(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
 		return;
 	}
-	if (mail_params(s, &pa) < 0)
+	struct mail_dsn dsn;
+	if (mail_params(s, &pa, &dsn) < 0)
 		return;
 	if (mail_policy(s) < 0)
 		return;
@@ -194,20 +225,75 @@ cmd_mail(struct smtp_session *s, char *args)
 		return;
 	s->msg = envelope_create();
 	s->msg->sender = xstrdup(sender);
+	s->msg->ret = dsn.ret;
+	if (dsn.envid[0] != '\0')
+		s->msg->envid = xstrdup(dsn.envid);
 	s->nrcpt = 0;
 	smtp_session_enter(s, SMTP_STATE_MAIL);
 	smtp_session_reply(s, "250 2.1.0 Ok");
 }
 
+/* The DSN parameters of RCPT (RFC 3461 §4.1, §4.2). */
+struct rcpt_dsn {
+	unsigned notify;
+	char orcpt[DSN_ORCPT_MAX + 1];   /* as received, "" when absent */
+};
+
+/* 0, or -1 after replying. */
+static int
+rcpt_params(struct smtp_session *s, const struct smtp_path_args *pa, struct rcpt_dsn *dsn)
+{
+	const struct config *cfg = smtp_server_config(s->srv);
+	char decoded[DSN_ORCPT_MAX + 16];
+
+	memset(dsn, 0, sizeof(*dsn));
+	for (size_t i = 0; i < pa->nparams; i++) {
+		const struct smtp_param *p = &pa->params[i];
+		if (!s->esmtp || !cfg->dsn_enabled) {
+			smtp_session_error(s, "555 5.5.4 Error: unsupported parameter %.64s", p->keyword);
+			return -1;
+		}
+		if (strcasecmp(p->keyword, "NOTIFY") == 0) {
+			if (dsn->notify != 0 || p->value == NULL ||
+			    dsn_notify_parse(p->value, &dsn->notify) < 0) {
+				smtp_session_error(s, "501 5.5.4 Error: NOTIFY must be NEVER or a list of "
+				    "SUCCESS, FAILURE, DELAY, once");
+				return -1;
+			}
+		} else if (strcasecmp(p->keyword, "ORCPT") == 0) {
+			if (dsn->orcpt[0] != '\0' || p->value == NULL ||
+			    strlen(p->value) >= sizeof(dsn->orcpt) ||
+			    dsn_orcpt_parse(p->value, decoded, sizeof(decoded)) < 0) {
+				smtp_session_error(s, "501 5.5.4 Error: bad ORCPT (addr-type;xtext, once)");
+				return -1;
+			}
+			str_copy(dsn->orcpt, p->value, sizeof(dsn->orcpt));
+		} else {
+			smtp_session_error(s, "555 5.5.4 Error: unsupported parameter %.64s", p->keyword);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static void
-rcpt_accept(struct smtp_session *s, const struct dir_targets *t, const char *orig)
+rcpt_set_dsn(struct envelope_rcpt *r, const struct rcpt_dsn *dsn)
+{
+	r->notify = dsn->notify;
+	if (dsn->orcpt[0] != '\0' && r->orcpt == NULL)
+		r->orcpt = xstrdup(dsn->orcpt);
+}
+
+static void
+rcpt_accept(struct smtp_session *s, const struct dir_targets *t, const char *orig,
+    const struct rcpt_dsn *dsn)
 {
 	for (size_t i = 0; i < t->n; i++) {
 		bool dup = false;
 		for (size_t j = 0; j < s->msg->nrcpt && !dup; j++)
 			dup = !s->msg->rcpts[j].remote && strcmp(s->msg->rcpts[j].addr, t->mailbox[i]) == 0;
 		if (!dup)
-			envelope_add_rcpt(s->msg, t->mailbox[i], orig, false);
+			rcpt_set_dsn(envelope_add_rcpt(s->msg, t->mailbox[i], orig, false), dsn);
 	}
 	s->nrcpt++;
 	smtp_session_reply(s, "250 2.1.5 Ok");
@@ -216,7 +302,8 @@ rcpt_accept(struct smtp_session *s, const struct dir_targets *t, const char *ori
 /* A recipient that goes out over SMTP (O1): the address as given, with
  * the domain in lower case (it names the destination). */
 static void
-rcpt_accept_remote(struct smtp_session *s, const struct mail_addr *a, const char *orig)
+rcpt_accept_remote(struct smtp_session *s, const struct mail_addr *a, const char *orig,
+    const struct rcpt_dsn *dsn)
 {
 	char addr[ADDR_PATH_MAX + 8];
 	struct mail_addr lower = *a;
@@ -230,7 +317,7 @@ rcpt_accept_remote(struct smtp_session *s, const struct mail_addr *a, const char
 			return;
 		}
 	}
-	envelope_add_rcpt(s->msg, addr, orig, true);
+	rcpt_set_dsn(envelope_add_rcpt(s->msg, addr, orig, true), dsn);
 	s->nrcpt++;
 	smtp_session_reply(s, "250 2.1.5 Ok");
 }
@@ -270,11 +357,9 @@ cmd_rcpt(struct smtp_session *s, char *args)
 		smtp_session_error(s, "501 5.5.4 Syntax: RCPT TO:<address>");
 		return;
 	}
-	if (pa.nparams > 0) {
-		smtp_session_error(s, "555 5.5.4 Error: unsupported parameter %.64s",
-		    pa.params[0].keyword);
+	struct rcpt_dsn dsn;
+	if (rcpt_params(s, &pa, &dsn) < 0)
 		return;
-	}
 	if (s->nrcpt >= cfg->smtp_max_recipients) {
 		smtp_session_reply(s, "452 4.5.3 Error: too many recipients");
 		return;
@@ -287,11 +372,11 @@ cmd_rcpt(struct smtp_session *s, char *args)
 		return;
 	switch (where) {
 	case DIR_LOCAL:
-		rcpt_accept(s, targets, rcpt);
+		rcpt_accept(s, targets, rcpt, &dsn);
 		return;
 	case DIR_NOT_LOCAL:
 		if (relay_allowed(s)) {
-			rcpt_accept_remote(s, &pa.addr, rcpt);
+			rcpt_accept_remote(s, &pa.addr, rcpt, &dsn);
 			return;
 		}
 		log_info("event=relay_denied session=%llx client=%s rcpt=<%s>",
@@ -301,7 +386,7 @@ cmd_rcpt(struct smtp_session *s, char *args)
 	case DIR_UNKNOWN:
 		if (cfg->route_mailhub[0] != '\0') {
 			/* O1: a domain shared with the mailhub, which has this user. */
-			rcpt_accept_remote(s, &pa.addr, rcpt);
+			rcpt_accept_remote(s, &pa.addr, rcpt, &dsn);
 			return;
 		}
 		smtp_session_error(s, "550 5.1.1 <%s>: Recipient address rejected: "
@@ -398,6 +483,70 @@ cmd_starttls(struct smtp_session *s, char *args)
 	smtp_session_starttls(s, smtp_server_tls(s->srv));
 }
 
+/* True when domain is in the comma-separated list (case-insensitive). */
+static bool
+domain_listed(const char *list, const char *domain)
+{
+	size_t dl = strlen(domain);
+
+	for (const char *p = list; *p != '\0';) {
+		size_t n = strcspn(p, ",");
+		if (n == dl && strncasecmp(p, domain, n) == 0)
+			return true;
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return false;
+}
+
+/* RFC 1985: start the queue of a node (domain, or @domain with its
+ * subdomains) listed in etrn.domains (MISSION O4). */
+static void
+cmd_etrn(struct smtp_session *s, char *args)
+{
+	const struct config *cfg = smtp_server_config(s->srv);
+	const char *node = args;
+	bool sub = node[0] == '@';
+
+	if (s->state == SMTP_STATE_GREETING_SENT) {
+		smtp_session_error(s, "503 5.5.1 Error: send HELO/EHLO first");
+		return;
+	}
+	if (s->state == SMTP_STATE_MAIL) {
+		smtp_session_error(s, "503 5.5.1 Error: ETRN not allowed inside a transaction");
+		return;
+	}
+	if (*node == '\0' || strchr(node, ' ') != NULL) {
+		smtp_session_error(s, "501 5.5.4 Syntax: ETRN domain");
+		return;
+	}
+	if (node[0] == '#') {
+		smtp_session_reply(s, "458 4.5.0 Unable to queue messages for node %s", node);
+		return;
+	}
+	if (!addr_domain_valid(node + (sub ? 1 : 0))) {
+		smtp_session_error(s, "501 5.5.4 Syntax error in parameters: not a domain");
+		return;
+	}
+	if (!domain_listed(cfg->etrn_domains, node + (sub ? 1 : 0))) {
+		log_info("event=etrn_refused session=%llx client=%s node=%s",
+		    (unsigned long long)s->id, s->ip, node);
+		smtp_session_reply(s, "459 4.7.1 Node %s not allowed: not in etrn.domains", node);
+		return;
+	}
+	struct queue_runner *q = smtp_server_queue(s->srv);
+	size_t n = queue_runner_count_domain(q, node);
+	log_info("event=etrn session=%llx client=%s node=%s messages=%zu",
+	    (unsigned long long)s->id, s->ip, node, n);
+	if (n == 0) {
+		smtp_session_reply(s, "251 2.0.0 OK, no messages waiting for node %s", node);
+		return;
+	}
+	queue_runner_flush(q, node, NULL, NULL);
+	smtp_session_reply(s, "253 2.0.0 OK, %zu pending messages for node %s started", n, node);
+}
+
 static void
 cmd_not_implemented(struct smtp_session *s, char *args)
 {
@@ -424,7 +573,7 @@ static const struct smtp_command commands[] = {
 	/* Not offered yet: never advertised in EHLO. */
 	{ "STARTTLS", cmd_starttls },
 	{ "AUTH", smtp_auth_command },
-	{ "ETRN", cmd_not_implemented },
+	{ "ETRN", cmd_etrn },
 	{ "BDAT", cmd_not_implemented },
 };
 

@@ -72,6 +72,9 @@ data_store(struct smtp_session *s, const char *p, size_t n, bool eol)
 		return;
 	}
 	evbuffer_add(s->msg->body, p, n);
+	/* RFC 6152: 8-bit octets go out with BODY=8BITMIME. */
+	for (size_t i = 0; i < n && !s->msg->eightbit; i++)
+		s->msg->eightbit = (unsigned char)p[i] >= 0x80;
 	if (eol)
 		evbuffer_add(s->msg->body, "\n", 1);
 }

@@ -59,6 +59,7 @@ struct event_base *smtp_server_base(struct smtp_server *srv) { return srv->deps.
 const struct config *smtp_server_config(struct smtp_server *srv) { return srv->deps.cfg; }
 struct directory *smtp_server_directory(struct smtp_server *srv) { return srv->deps.dir; }
 struct dir_targets *smtp_server_scratch_targets(struct smtp_server *srv) { return &srv->scratch; }
+struct queue_runner *smtp_server_queue(struct smtp_server *srv) { return srv->deps.queue; }
 const char *smtp_server_data_dir(struct smtp_server *srv) { return srv->deps.data_dir; }
 struct ssl_ctx_st *smtp_server_tls(struct smtp_server *srv) { return srv->tls; }
 struct auth_service *smtp_server_auth(struct smtp_server *srv) { return srv->deps.auth; }

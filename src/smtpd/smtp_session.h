@@ -87,6 +87,7 @@ struct event_base *smtp_server_base(struct smtp_server *srv);
 const struct config *smtp_server_config(struct smtp_server *srv);
 struct directory *smtp_server_directory(struct smtp_server *srv);
 struct dir_targets *smtp_server_scratch_targets(struct smtp_server *srv);
+struct queue_runner *smtp_server_queue(struct smtp_server *srv);
 
 const char *smtp_server_data_dir(struct smtp_server *srv);
 struct auth_service *smtp_server_auth(struct smtp_server *srv);
