@@ -39,6 +39,7 @@
 #include "pop3d/pop3_server.h"
 #include "queue/queue_runner.h"
 #include "smtpd/smtp_server.h"
+#include "tegamid_ctl.h"
 
 struct daemon {
 	const char *data_dir;
@@ -60,6 +61,7 @@ struct daemon {
 	struct screen *screen;
 	struct smtp_server *smtp;
 	struct pop3_server *pop3;
+	struct ctl_server *ctl;
 	struct event *ev_term, *ev_int, *ev_hup, *ev_poll;
 	struct privdrop priv;      /* the data directory's owner, whom root becomes */
 };
@@ -465,6 +467,11 @@ daemon_start(struct daemon *d)
 	}
 	become_owner(d);
 	queue_runner_recover(d->queue);
+	/* Made as the owner, so that only the owner (and root) may connect. */
+	d->ctl = ctl_server_create(d->base, d->queue, d->data_dir);
+	if (d->ctl == NULL)
+		log_warn("event=ctl_failed dir=%s error=\"%s\" note=\"queue commands cannot reach "
+		    "the daemon\"", d->data_dir, strerror(errno));
 	d->ev_term = evsignal_new(d->base, SIGTERM, on_signal, d);
 	d->ev_int = evsignal_new(d->base, SIGINT, on_signal, d);
 	d->ev_hup = evsignal_new(d->base, SIGHUP, on_signal, d);
@@ -487,6 +494,7 @@ daemon_start(struct daemon *d)
 static void
 daemon_stop(struct daemon *d)
 {
+	ctl_server_destroy(&d->ctl);
 	smtp_server_destroy(&d->smtp);
 	pop3_server_destroy(&d->pop3);
 	queue_runner_stop(d->queue);

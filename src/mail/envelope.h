@@ -38,6 +38,7 @@ struct envelope_rcpt {
 	enum rcpt_state state;
 	unsigned attempts;   /* delivery attempts made */
 	time_t next_try;     /* deferred: when to try again */
+	time_t updated;      /* when the state last changed (0: never) */
 	unsigned flags;      /* RCPT_F_* */
 	char *mta;           /* the next hop that answered last, or NULL */
 	char *reply;         /* the last reply or diagnostic, one line, or NULL */

@@ -287,6 +287,7 @@ queue_rcpt_record(struct qmsg *m, const struct rcpt_outcome *o, size_t n)
 		struct envelope_rcpt *r = &m->env->rcpts[o[k].idx];
 		struct queue_retry retry = { 0 };
 		r->attempts++;
+		r->updated = now;
 		if (o[k].code / 100 == 2) {
 			r->state = RCPT_DELIVERED;
 			if (o[k].relayed)

@@ -146,8 +146,8 @@ size_t
 spool_record_rcpt(const struct envelope *e, size_t idx, char *buf, size_t size)
 {
 	const struct envelope_rcpt *r = &e->rcpts[idx];
-	int n = snprintf(buf, size, "s %zu %c %u %lld %u\t", idx, state_letters[r->state],
-	    r->attempts, (long long)r->next_try, r->flags);
+	int n = snprintf(buf, size, "s %zu %c %u %lld %u %lld\t", idx, state_letters[r->state],
+	    r->attempts, (long long)r->next_try, r->flags, (long long)r->updated);
 	size_t o = n > 0 && (size_t)n < size ? (size_t)n : 0;
 
 	o += clean_field(buf + o, size - o, r->mta, 255);
@@ -324,18 +324,18 @@ apply_record(struct envelope *e, char *line)
 		return;
 	*tab1 = '\0';
 	*tab2 = '\0';
-	char *f[5];
+	char *f[6] = { NULL };
 	char *p = line + 2;
-	for (int i = 0; i < 5; i++) {
+	uint64_t updated = 0;
+	for (int i = 0; i < 6 && p != NULL; i++) {
 		f[i] = p;
 		char *sp = strchr(p, ' ');
-		if (i < 4) {
-			if (sp == NULL)
-				return;
+		if (sp != NULL)
 			*sp = '\0';
-			p = sp + 1;
-		}
+		p = sp != NULL ? sp + 1 : NULL;
 	}
+	if (f[4] == NULL || (f[5] != NULL && str_parse_u64(f[5], &updated) < 0))
+		return;
 	if (str_parse_u64(f[0], &idx) < 0 || idx >= e->nrcpt || strlen(f[1]) != 1 ||
 	    str_parse_u64(f[2], &attempts) < 0 || str_parse_u64(f[3], &next) < 0 ||
 	    str_parse_u64(f[4], &flags) < 0 || attempts > UINT32_MAX || next > (uint64_t)INT64_MAX)
@@ -349,6 +349,7 @@ apply_record(struct envelope *e, char *line)
 	r->attempts = (unsigned)attempts;
 	r->next_try = (time_t)next;
 	r->flags = (unsigned)flags;
+	r->updated = (time_t)updated;
 	envelope_rcpt_set_reply(r, tab1 + 1, tab2 + 1);
 }
 
@@ -510,6 +511,59 @@ out:
 		close(fd);
 	free(data);
 	return e;
+}
+
+int
+spool_history(const char *path, spool_history_fn *fn, void *arg, const char **error_r)
+{
+	char *data;
+	size_t len;
+	uint64_t body_len;
+	int version;
+
+	if (fs_read_file(path, SPOOL_MAX_HEADER + SPOOL_MAX_TAIL, &data, &len) < 0) {
+		*error_r = "cannot read queue file";
+		return -1;
+	}
+	char *blank = memmem(data, len, "\n\n", 2);
+	if (blank == NULL) {
+		free(data);
+		*error_r = "truncated envelope";
+		return -1;
+	}
+	size_t hdr_end = (size_t)(blank - data) + 2;
+	struct envelope *e = parse_envelope(data, hdr_end, &body_len, &version, error_r);
+	if (e == NULL) {
+		free(data);
+		return -1;
+	}
+	if (version == 1 || hdr_end + body_len > len) {
+		envelope_free(&e);
+		free(data);
+		return 0; /* no records */
+	}
+	char *p = data + hdr_end + body_len, *end = data + len;
+	for (;;) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		uint64_t idx;
+		if (nl == NULL)
+			break;
+		*nl = '\0';
+		char *sp = p[0] == 's' && p[1] == ' ' ? strchr(p + 2, ' ') : NULL;
+		bool rcpt_record = false;
+		if (sp != NULL) {
+			*sp = '\0';
+			rcpt_record = str_parse_u64(p + 2, &idx) == 0 && idx < e->nrcpt;
+			*sp = ' ';
+		}
+		apply_record(e, p);
+		if (rcpt_record)
+			fn(arg, (size_t)idx, &e->rcpts[idx]);
+		p = nl + 1;
+	}
+	envelope_free(&e);
+	free(data);
+	return 0;
 }
 
 int

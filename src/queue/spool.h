@@ -20,8 +20,10 @@
  *   R L|R \t ADDRESS \t ORIGINAL \t NOTIFY \t ORCPT     one per recipient,
  *                     L local mailbox, R remote (SMTP); NOTIFY as in RFC 3461
  *   (blank line, then the message with LF line endings, Received included)
- *   s IDX STATE ATTEMPTS NEXT-TRY FLAGS \t MTA \t REPLY  appended records:
- *                     STATE P pending, Q deferred, D delivered, F failed
+ *   s IDX STATE ATTEMPTS NEXT-TRY FLAGS TIME \t MTA \t REPLY  appended
+ *                     records; STATE P pending, Q deferred, D delivered,
+ *                     F failed; TIME when it was written (the history
+ *                     `tegami queue show` prints)
  *   h 0|1             hold (O5)
  * The last complete record of a recipient wins; a torn last line is
  * ignored. Version 1 files (local recipients only, no records) still load. */
@@ -73,6 +75,12 @@ void spool_path(const char *queue_dir, const char *qid, char *buf, size_t size);
  * for a read error). */
 struct envelope *spool_load(const char *path, bool with_body, uint64_t *body_offset_r,
     const char **error_r);
+
+/* Calls fn for every state record of the queue file at path, in order
+ * (the delivery history): idx, the recipient's address, and the record
+ * applied to a copy of the recipient. 0 or -1 with *error_r. */
+typedef void spool_history_fn(void *arg, size_t idx, const struct envelope_rcpt *r);
+int spool_history(const char *path, spool_history_fn *fn, void *arg, const char **error_r);
 
 /* Start-up. Removes the .tmp files (never acknowledged) and calls fn for every
  * committed queue file name. Returns the number found, or -1/errno. */
