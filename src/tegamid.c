@@ -17,6 +17,7 @@
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth/auth.h"
@@ -466,7 +467,9 @@ daemon_start(struct daemon *d)
 		exit(1);
 	}
 	become_owner(d);
+	time_t started = time(NULL);
 	queue_runner_recover(d->queue);
+	queue_runner_sweep_maildirs(d->queue, started);
 	/* Made as the owner, so that only the owner (and root) may connect. */
 	d->ctl = ctl_server_create(d->base, d->queue, d->data_dir);
 	if (d->ctl == NULL)

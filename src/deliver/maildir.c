@@ -231,3 +231,82 @@ out:
 	errno = saved;
 	return rc;
 }
+
+/* "ARRIVAL.Q<qid>_<index>.": a name maildir_deliver gives. */
+static bool
+name_is_ours(const char *name)
+{
+	const char *q = strstr(name, ".Q");
+
+	if (q == NULL || q == name)
+		return false;
+	for (const char *p = name; p < q; p++) {
+		if (*p < '0' || *p > '9')
+			return false;
+	}
+	q += 2;
+	for (int i = 0; i < ENVELOPE_QID_LEN; i++) {
+		if (!((q[i] >= '0' && q[i] <= '9') || (q[i] >= 'A' && q[i] <= 'F')))
+			return false;
+	}
+	return q[ENVELOPE_QID_LEN] == '_';
+}
+
+static void
+sweep_dir(const char *tmp, time_t ours_before, time_t others_before, size_t *files,
+    unsigned long long *bytes)
+{
+	DIR *d = opendir(tmp);
+	struct dirent *de;
+	char path[2 * PATH_BUF];
+	struct stat st;
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", tmp, de->d_name);
+		if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		bool old = st.st_mtime < others_before;
+		bool ours = st.st_mtime < ours_before && name_is_ours(de->d_name);
+		if ((old || ours) && unlink(path) == 0) {
+			(*files)++;
+			*bytes += (unsigned long long)st.st_size;
+		}
+	}
+	closedir(d);
+}
+
+int
+maildir_sweep_tmp(const char *mail_root, time_t ours_before, time_t others_before,
+    size_t *files_r, unsigned long long *bytes_r)
+{
+	DIR *root = opendir(mail_root);
+	struct dirent *dom, *user;
+	char path[PATH_BUF];
+
+	*files_r = 0;
+	*bytes_r = 0;
+	if (root == NULL)
+		return -1;
+	while ((dom = readdir(root)) != NULL) {
+		if (dom->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", mail_root, dom->d_name);
+		DIR *dd = opendir(path);
+		if (dd == NULL)
+			continue;
+		while ((user = readdir(dd)) != NULL) {
+			char tmp[PATH_BUF + 600];
+			if (user->d_name[0] == '.')
+				continue;
+			snprintf(tmp, sizeof(tmp), "%s/%s/tmp", path, user->d_name);
+			sweep_dir(tmp, ours_before, others_before, files_r, bytes_r);
+		}
+		closedir(dd);
+	}
+	closedir(root);
+	return 0;
+}

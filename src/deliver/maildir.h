@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 struct envelope;
 
@@ -23,6 +24,15 @@ struct envelope;
  * kept; a later try with recovering set skips those that landed). */
 int maildir_deliver(const char *mail_root, const char *hostname, const struct envelope *e,
     const size_t *which, size_t n, bool recovering);
+
+/* Removes leftovers from tmp/ of every Maildir under mail_root (a crash
+ * between writing a message and linking it leaves one): files of ours
+ * (named by maildir_deliver) last changed before ours_before, and any file
+ * last changed before others_before (the Maildir rule: 36 hours).
+ * Counts what went into *files_r and *bytes_r. 0, or -1/errno when
+ * mail_root cannot be read. */
+int maildir_sweep_tmp(const char *mail_root, time_t ours_before, time_t others_before,
+    size_t *files_r, unsigned long long *bytes_r);
 
 /* Creates DIR/{tmp,new,cur} when missing. 0 or -1/errno. */
 int maildir_create(const char *dir);

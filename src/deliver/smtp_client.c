@@ -702,7 +702,8 @@ smtp_client_state(struct smtp_client *c, const struct smtp_reply *r)
 		}
 		return;
 	}
-	conn_flush(c->conn);
+	if (c->conn != NULL) /* a target may have been given up above */
+		conn_flush(c->conn);
 }
 
 /* --- connection events --- */

@@ -49,6 +49,8 @@ struct queue_runner {
 	size_t nmsgs;
 	size_t recover_batches;
 	size_t recovered, recover_failed;
+	struct event *sweep_timer;   /* the Maildir tmp/ sweep, hourly */
+	bool sweeping;
 	bool stopping;
 };
 

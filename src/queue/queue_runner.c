@@ -264,7 +264,10 @@ report_due(const struct qmsg *m, const struct envelope_rcpt *r, const struct con
 		return false;
 	if (r->state == RCPT_FAILED)
 		return r->notify == 0 || (r->notify & DSN_NOTIFY_FAILURE) != 0;
-	return (r->notify & DSN_NOTIFY_SUCCESS) != 0;
+	/* RFC 3461 §5.2: a next hop that speaks DSN got NOTIFY and reports
+	 * itself; we report "delivered" (local) or "relayed" (no DSN there). */
+	return (r->notify & DSN_NOTIFY_SUCCESS) != 0 &&
+	    (!r->remote || (r->flags & RCPT_F_RELAYED) != 0);
 }
 
 void
@@ -678,7 +681,12 @@ queue_runner_commit(struct queue_runner *q, const char *hostname, const struct e
     bool *delivered_r)
 {
 	*delivered_r = false;
-	if (envelope_all_local(m)) {
+	/* The fast path owes nobody a report: a success notice (NOTIFY=SUCCESS)
+	 * goes through the queue like everything else. */
+	bool notice = false;
+	for (size_t i = 0; i < m->nrcpt; i++)
+		notice = notice || (m->rcpts[i].notify & DSN_NOTIFY_SUCCESS) != 0;
+	if (envelope_all_local(m) && !notice) {
 		*delivered_r = maildir_deliver(q->mail_root, hostname, m, NULL, 0, false) == 0;
 		if (*delivered_r)
 			return 0;
@@ -994,6 +1002,76 @@ queue_runner_bounce(struct queue_runner *q, const char *qid)
 	return 0;
 }
 
+/* --- Maildir tmp/ leftovers (issue: crashes between write and link) --- */
+
+#define SWEEP_INTERVAL 3600
+#define SWEEP_AGE (36 * 3600)
+
+struct sweep_job {
+	struct queue_runner *q;
+	char mail_root[4096];
+	time_t ours_before, others_before;
+	size_t files;
+	unsigned long long bytes;
+	int rc, err;
+};
+
+static void
+sweep_work(void *arg)
+{
+	struct sweep_job *j = arg;
+
+	j->rc = maildir_sweep_tmp(j->mail_root, j->ours_before, j->others_before, &j->files,
+	    &j->bytes);
+	j->err = j->rc < 0 ? errno : 0;
+}
+
+static void
+sweep_done(void *arg)
+{
+	struct sweep_job *j = arg;
+
+	j->q->sweeping = false;
+	if (j->rc < 0 && j->err != ENOENT)
+		log_warn("event=maildir_sweep_failed error=\"%s\"", strerror(j->err));
+	else if (j->files > 0)
+		log_info("event=maildir_tmp_swept files=%zu bytes=%llu", j->files, j->bytes);
+	free(j);
+}
+
+static void
+sweep_submit(struct queue_runner *q, time_t ours_before)
+{
+	struct sweep_job *j;
+
+	if (q->sweeping || q->stopping)
+		return;
+	j = xcalloc(1, sizeof(*j));
+	j->q = q;
+	str_copy(j->mail_root, q->mail_root, sizeof(j->mail_root));
+	j->others_before = time(NULL) - SWEEP_AGE;
+	j->ours_before = ours_before > j->others_before ? ours_before : j->others_before;
+	q->sweeping = true;
+	workers_submit(q->deps.workers, sweep_work, sweep_done, j);
+}
+
+static void
+sweep_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	sweep_submit(arg, 0);
+}
+
+void
+queue_runner_sweep_maildirs(struct queue_runner *q, time_t started)
+{
+	struct timeval tv = { SWEEP_INTERVAL, 0 };
+
+	sweep_submit(q, started);
+	if (q->sweep_timer == NULL)
+		q->sweep_timer = event_new(q->deps.base, -1, EV_PERSIST, sweep_timer_cb, q);
+	evtimer_add(q->sweep_timer, &tv);
+}
+
 void
 queue_runner_stop(struct queue_runner *q)
 {
@@ -1008,6 +1086,8 @@ queue_runner_destroy(struct queue_runner **qp)
 	if (q == NULL)
 		return;
 	q->stopping = true;
+	if (q->sweep_timer != NULL)
+		event_free(q->sweep_timer);
 	outbound_destroy(&q->ob);
 	while (q->all != NULL) {
 		struct qmsg *m = q->all;

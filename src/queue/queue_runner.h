@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 struct event_base;
 struct workers;
@@ -62,6 +63,12 @@ void queue_runner_committed(struct queue_runner *q, struct envelope *m, bool del
 /* Loads every queue file (on a worker, in batches) and runs what is due;
  * logs progress. Returns the number of files found, or -1. */
 int queue_runner_recover(struct queue_runner *q);
+
+/* Removes Maildir tmp/ leftovers on a worker: our own files older than
+ * started (a crash between writing and linking; the queue redelivers what
+ * was acknowledged), and any file older than 36 hours; then again every
+ * hour (the 36-hour rule only). */
+void queue_runner_sweep_maildirs(struct queue_runner *q, time_t started);
 
 /* Messages in the queue (loaded so far). */
 size_t queue_runner_active(const struct queue_runner *q);

@@ -458,3 +458,33 @@ def test_sigterm_while_messages_are_being_committed(tegami):
         assert len(got) == 1 and got[0].endswith(b"END-C%d\n" % n), (n, qid, list(msgs))
     for name, data in msgs.items():
         check_name(name, data)
+
+
+def test_maildir_tmp_leftovers_swept_at_start(tegami_new):
+    """Issue #10 fix 10: a crash between writing a message into tmp/ and
+    linking it into new/ leaves a file there. At start-up tegamid removes
+    its own leftovers (the queue redelivers whatever was acknowledged) and
+    anything older than 36 hours (the Maildir rule); a fresh file of
+    another program stays."""
+    import os
+    tegami_new.add_user("alice@example.test")
+    tegami_new.start()
+    tegami_new.stop()
+    tmp = tegami_new.maildir("alice@example.test") / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    ours = tmp / ("1700000000.Q%s_0.host,S=10,W=11" % ("0" * 14 + "ABCDEF"))
+    ours.write_bytes(b"x" * 10)
+    old = tmp / "1600000000.M1P2.otherprogram"
+    old.write_bytes(b"y" * 5)
+    past = time.time() - 40 * 3600
+    os.utime(old, (past, past))
+    fresh = tmp / "1700000001.M2P3.otherprogram"
+    fresh.write_bytes(b"z")
+    time.sleep(1.1)  # the leftovers predate this start
+    tegami_new.start()
+    deadline = time.time() + 10
+    while time.time() < deadline and (ours.exists() or old.exists()):
+        time.sleep(0.05)
+    assert not ours.exists() and not old.exists()
+    assert fresh.exists()
+    assert "event=maildir_tmp_swept files=2 bytes=15" in tegami_new.log()
