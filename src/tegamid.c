@@ -304,6 +304,7 @@ reload(struct daemon *d, const char *why)
 	d->cfg = next;
 	apply_log_level(&d->cfg);
 	queue_runner_set_hostname(d->queue, d->cfg.server_hostname);
+	queue_runner_reload(d->queue);
 	if ((tls_changed(&old, &d->cfg) || strcmp(why, "sighup") == 0) && tls_apply(d) < 0) {
 		memcpy(d->cfg.tls_cert_file, old.tls_cert_file, sizeof(old.tls_cert_file));
 		memcpy(d->cfg.tls_key_file, old.tls_key_file, sizeof(old.tls_key_file));
@@ -470,6 +471,7 @@ daemon_start(struct daemon *d)
 	time_t started = time(NULL);
 	queue_runner_recover(d->queue);
 	queue_runner_sweep_maildirs(d->queue, started);
+	queue_runner_reload(d->queue);
 	/* Made as the owner, so that only the owner (and root) may connect. */
 	d->ctl = ctl_server_create(d->base, d->queue, d->data_dir);
 	if (d->ctl == NULL)

@@ -101,6 +101,9 @@ ctl_request(struct ctl_session *s, char *line)
 		if (arg != NULL && domain_arg(s, arg) < 0)
 			return;
 		reply(s, "ok %zu messages started", queue_runner_flush(q, arg, progress, s));
+	} else if (strcmp(verb, "etrn") == 0) {
+		queue_runner_run_schedule(q);
+		reply(s, "ok queue run started, ETRN sent where etrn.remote is set");
 	} else if (strcmp(verb, "hold") == 0 || strcmp(verb, "release") == 0) {
 		bool hold = strcmp(verb, "hold") == 0;
 		if (qid_arg(s, arg) < 0)

@@ -5,6 +5,7 @@
  *
  * Requests and their last reply line ("ok ..." or "error ..."):
  *   queue flush [DOMAIN]        ok N messages started   (progress N/M lines)
+ *   queue etrn                  ok ...   (the etrn.interval schedule's work, now)
  *   queue hold|release QID      ok held|released QID
  *   queue hold-domain DOMAIN    ok N messages held        (table already changed)
  *   queue release-domain DOMAIN ok N messages released

@@ -14,6 +14,7 @@
 #include "queue/queue_runner.h"
 
 struct event;
+struct etrn_client;
 struct outbound;
 struct ob_job;
 struct ob_result;
@@ -50,6 +51,10 @@ struct queue_runner {
 	size_t recover_batches;
 	size_t recovered, recover_failed;
 	struct event *sweep_timer;   /* the Maildir tmp/ sweep, hourly */
+	struct event *etrn_timer;    /* etrn.interval: queue run and remote ETRN */
+	uint64_t etrn_interval;      /* minutes the timer runs at */
+	struct route_req *etrn_route;
+	struct etrn_client *etrn;
 	bool sweeping;
 	bool stopping;
 };

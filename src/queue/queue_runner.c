@@ -21,9 +21,11 @@
 #include "conf/directory.h"
 #include "conf/routing.h"
 #include "conf/settings.h"
+#include "deliver/etrn_client.h"
 #include "deliver/maildir.h"
 #include "deliver/route.h"
 #include "lib/log.h"
+#include "lib/netaddr.h"
 #include "lib/strutil.h"
 #include "lib/workers.h"
 #include "lib/xmalloc.h"
@@ -1072,6 +1074,81 @@ queue_runner_sweep_maildirs(struct queue_runner *q, time_t started)
 	evtimer_add(q->sweep_timer, &tv);
 }
 
+/* --- the schedule of a dial-up site (seed 002: SMTP scheduler) --- */
+
+static void
+etrn_done(void *arg, int accepted, const char *error)
+{
+	struct queue_runner *q = arg;
+
+	q->etrn = NULL;
+	if (accepted < 0)
+		log_warn("event=etrn_failed error=\"%s\"", error);
+	else
+		log_info("event=etrn_done accepted=%d", accepted);
+}
+
+static void
+etrn_route_cb(void *arg, const struct route_result *r)
+{
+	struct queue_runner *q = arg;
+	const struct config *cfg = q->deps.cfg;
+
+	q->etrn_route = NULL;
+	if (r->status != ROUTE_OK || r->n == 0) {
+		log_warn("event=etrn_failed error=\"%s\"", r->error);
+		return;
+	}
+	q->etrn = etrn_client_start(q->deps.base, &r->t[0], cfg->relay_helo_name[0] != '\0' ?
+	    cfg->relay_helo_name : cfg->server_hostname, cfg->etrn_remote_domains,
+	    (unsigned)(1000 * cfg->relay_command_timeout), etrn_done, q);
+}
+
+static void
+etrn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue_runner *q = arg;
+	const struct config *cfg = q->deps.cfg;
+	struct nexthop nh;
+	const char *error;
+
+	size_t n = queue_runner_flush(q, NULL, NULL, NULL);
+	log_info("event=scheduled_run messages=%zu", n);
+	if (cfg->etrn_remote[0] == '\0' || cfg->etrn_remote_domains[0] == '\0' ||
+	    q->etrn != NULL || q->etrn_route != NULL)
+		return;
+	memset(&nh, 0, sizeof(nh));
+	if (netaddr_hostport_parse(cfg->etrn_remote, nh.name, sizeof(nh.name),
+	    (unsigned)cfg->relay_port, &nh.port, &error) < 0) {
+		log_warn("event=etrn_failed error=\"etrn.remote: %s\"", error);
+		return;
+	}
+	q->etrn_route = router_resolve(q->deps.router, &nh, etrn_route_cb, q);
+}
+
+void
+queue_runner_run_schedule(struct queue_runner *q)
+{
+	etrn_timer_cb(-1, 0, q);
+}
+
+void
+queue_runner_reload(struct queue_runner *q)
+{
+	uint64_t minutes = q->deps.cfg->etrn_interval;
+
+	if (minutes == q->etrn_interval)
+		return;
+	q->etrn_interval = minutes;
+	if (q->etrn_timer == NULL)
+		q->etrn_timer = event_new(q->deps.base, -1, EV_PERSIST, etrn_timer_cb, q);
+	evtimer_del(q->etrn_timer);
+	if (minutes > 0) {
+		struct timeval tv = { (time_t)(minutes * 60), 0 };
+		evtimer_add(q->etrn_timer, &tv);
+	}
+}
+
 void
 queue_runner_stop(struct queue_runner *q)
 {
@@ -1088,6 +1165,10 @@ queue_runner_destroy(struct queue_runner **qp)
 	q->stopping = true;
 	if (q->sweep_timer != NULL)
 		event_free(q->sweep_timer);
+	if (q->etrn_timer != NULL)
+		event_free(q->etrn_timer);
+	router_cancel(&q->etrn_route);
+	etrn_client_cancel(&q->etrn);
 	outbound_destroy(&q->ob);
 	while (q->all != NULL) {
 		struct qmsg *m = q->all;

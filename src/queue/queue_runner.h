@@ -70,6 +70,15 @@ int queue_runner_recover(struct queue_runner *q);
  * hour (the 36-hour rule only). */
 void queue_runner_sweep_maildirs(struct queue_runner *q, time_t started);
 
+/* After a settings reload: re-arms the etrn.interval schedule (seed 002:
+ * the mail forward interval; every run flushes the queue and, with
+ * etrn.remote set, asks that server to start ours with ETRN). */
+void queue_runner_reload(struct queue_runner *q);
+
+/* Runs the etrn.interval schedule's work now: a queue run and, with
+ * etrn.remote set, the ETRN session. */
+void queue_runner_run_schedule(struct queue_runner *q);
+
 /* Messages in the queue (loaded so far). */
 size_t queue_runner_active(const struct queue_runner *q);
 /* Connections to other servers open now. */

@@ -326,3 +326,33 @@ def test_kill9_during_outbound_delivery_loses_nothing(tegami_new, net):
     wait_queue_empty(t, timeout=30)
     assert 1 <= len(got) <= 2
     assert all(b"Subject: crash test" in m for m in got)
+
+
+# --- ETRN to a remote server (seed 002: a dial-up site's schedule) -------------------
+
+def ctl(t, line):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(str(t.dir / "tegamid.sock"))
+    s.sendall(line.encode() + b"\r\n")
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return data.decode()
+
+
+def test_scheduled_etrn_to_the_provider(tegami_new, net, peer):
+    """Our tegamid is the dial-up site; the peer is the provider that holds
+    mail for dialup.test and serves ETRN for it."""
+    peer.set(**{"etrn.domains": "dialup.test"})
+    peer.cli("reload")
+    assert wait_for(lambda: "event=reloaded reason=sighup" in peer.log())
+    dns = start_dns(net, MX_REMOTE)
+    t = start_tegami(tegami_new, net, dns, **{
+        "etrn.remote": "127.0.0.2:%d" % net["port"], "etrn.remote_domains": "dialup.test"})
+    assert ctl(t, "queue etrn").startswith("ok")
+    assert wait_for(lambda: "event=etrn session=" in peer.log() and "node=dialup.test" in peer.log())
+    assert wait_for(lambda: "event=etrn_done accepted=1" in t.log())
