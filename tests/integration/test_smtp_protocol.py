@@ -401,7 +401,16 @@ def test_source_route_ignored(tegami):
 
 
 def test_rcpt_param_555(tegami):
-    """S1: RCPT parameters are not supported yet (no DSN): 555 5.5.4."""
+    """S1, S2: RCPT parameters other than DSN's NOTIFY and ORCPT (RFC 3461)
+    are refused with 555 5.5.4; with dsn.enabled=no, those too."""
+    c = ehlo(tegami)
+    expect(c, "MAIL FROM:<a@example.org>", 250)
+    expect(c, "RCPT TO:<%s> FOO=BAR" % ALICE, 555, "5.5.4")
+    expect(c, "RCPT TO:<%s> NOTIFY=NEVER" % ALICE, 250, "2.1.5")
+    c.close()
+    tegami.set(**{"dsn.enabled": "no"})
+    tegami.cli("reload")
+    time.sleep(0.3)
     c = ehlo(tegami)
     expect(c, "MAIL FROM:<a@example.org>", 250)
     expect(c, "RCPT TO:<%s> NOTIFY=NEVER" % ALICE, 555, "5.5.4")
