@@ -94,9 +94,12 @@ static void
 apply_log_level(const struct config *cfg)
 {
 	enum log_level level;
+	enum log_target target;
 
 	if (log_level_parse(cfg->log_level, &level) == 0)
 		log_set_level(level);
+	if (log_target_parse(cfg->log_target, &target) == 0)
+		log_set_target(target);
 }
 
 /* Takes the pid file lock: one daemon per data directory. */

@@ -73,6 +73,7 @@ struct config {
 	uint64_t screen_ban_time;
 	char server_hostname[256];
 	char log_level[16];
+	char log_target[16];
 	char smtp_listen[CONFIG_STR_MAX];
 	char submission_listen[CONFIG_STR_MAX];
 	char smtps_listen[CONFIG_STR_MAX];

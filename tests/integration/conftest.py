@@ -144,7 +144,9 @@ class Tegami:
         self.cli("user", "add", address, "--password-stdin", input=password + "\n")
 
     # --- daemon --------------------------------------------------------
-    def start(self, wait=True, **settings):
+    def start(self, wait=True, env=None, **settings):
+        """Sets the listen addresses (and settings) and starts tegamid; env
+        adds variables to its environment."""
         base = {"smtp.listen": "127.0.0.1:%d" % self.port,
                 "submission.listen": "127.0.0.1:%d" % self.submission_port,
                 "smtps.listen": "127.0.0.1:%d" % self.smtps_port,
@@ -155,7 +157,8 @@ class Tegami:
         self.cli("config", "set", *["%s=%s" % kv for kv in base.items()])
         log = open(self.logfile, "ab")
         self.proc = subprocess.Popen([str(TEGAMID), "-D", str(self.dir)],
-                                     stdout=log, stderr=log)
+                                     stdout=log, stderr=log,
+                                     env=None if env is None else {**os.environ, **env})
         log.close()
         if wait:
             self.wait_listening()
