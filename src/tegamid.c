@@ -33,6 +33,7 @@
 #include "lib/fsutil.h"
 #include "lib/log.h"
 #include "lib/privdrop.h"
+#include "lib/sdnotify.h"
 #include "lib/tls.h"
 #include "lib/workers.h"
 #include "lib/xmalloc.h"
@@ -65,6 +66,7 @@ struct daemon {
 	struct ctl_server *ctl;
 	struct event *ev_term, *ev_int, *ev_hup, *ev_poll;
 	struct privdrop priv;      /* the data directory's owner, whom root becomes */
+	char notified[160];        /* the last STATUS= sent to the service manager */
 };
 
 static void __attribute__((noreturn))
@@ -100,6 +102,28 @@ apply_log_level(const struct config *cfg)
 		log_set_level(level);
 	if (log_target_parse(cfg->log_target, &target) == 0)
 		log_set_target(target);
+}
+
+/* Tells the service manager (systemd, Type=notify) what changed: extra is
+ * "READY=1\n" and the like, or "" for the status line alone, which is sent
+ * only when it differs from the last one (the poll timer calls this every
+ * second). */
+static void
+notify_status(struct daemon *d, const char *extra)
+{
+	char status[sizeof(d->notified)];
+
+	if (!sdnotify_enabled())
+		return;
+	snprintf(status, sizeof(status), "STATUS=sessions: smtp %zu, pop3 %zu; queue: %zu",
+	    smtp_server_sessions(d->smtp), pop3_server_sessions(d->pop3),
+	    queue_runner_active(d->queue));
+	if (extra[0] == '\0' && strcmp(status, d->notified) == 0)
+		return;
+	if (sdnotify_sendf("%s%s", extra, status) < 0 && extra[0] != '\0')
+		log_warn("event=notify_failed state=\"%.*s\" error=\"%s\"",
+		    (int)strcspn(extra, "\n"), extra, strerror(errno));
+	memcpy(d->notified, status, sizeof(status));
 }
 
 /* Takes the pid file lock: one daemon per data directory. */
@@ -348,10 +372,13 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	struct daemon *d = arg;
 
 	if (sig == SIGHUP) {
+		sdnotify_reloading();
 		reload(d, "sighup");
+		notify_status(d, "READY=1\n");
 		return;
 	}
 	log_info("event=stopping signal=%d", (int)sig);
+	notify_status(d, "STOPPING=1\n");
 	event_base_loopbreak(d->base);
 }
 
@@ -365,6 +392,7 @@ on_poll(evutil_socket_t fd, short what, void *arg)
 		d->data_version = v;
 		reload(d, "changed");
 	}
+	notify_status(d, "");
 }
 
 static void
@@ -497,6 +525,8 @@ daemon_start(struct daemon *d)
 	    "add a user: tegami -D %s user add NAME@%s\n", TEGAMI_VERSION, d->data_dir,
 	    where, d->data_dir, DATADIR_DEFAULT_DOMAIN);
 	fflush(stdout);
+	/* Every listener bound, the queue recovered: ready (sd_notify(3)). */
+	notify_status(d, "READY=1\n");
 }
 
 static void
@@ -525,6 +555,7 @@ daemon_stop(struct daemon *d)
 	unlink(datadir_path(d->data_dir, "tegamid.state", path, sizeof(path)));
 	unlink(d->pid_path);
 	close(d->pid_fd);
+	sdnotify_close();
 	log_info("event=stopped");
 }
 
@@ -556,6 +587,9 @@ main(int argc, char **argv)
 	umask(027);
 	signal(SIGPIPE, SIG_IGN);
 	log_init("tegamid", LOG_LEVEL_INFO);
+	char nerr[256];
+	if (sdnotify_init(nerr, sizeof(nerr)) < 0)
+		log_warn("event=notify_unusable error=\"%s\"", nerr);
 	message_init();
 	raise_fd_limit();
 	d.data_dir = datadir_choose(opt_dir);

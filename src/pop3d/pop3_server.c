@@ -269,6 +269,12 @@ pop3_server_session_gone(struct pop3_session *s)
 	}
 }
 
+size_t
+pop3_server_sessions(const struct pop3_server *srv)
+{
+	return srv->nsessions;
+}
+
 void
 pop3_server_destroy(struct pop3_server **srvp)
 {

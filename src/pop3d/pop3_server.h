@@ -39,6 +39,8 @@ void pop3_server_describe(const struct pop3_server *srv, enum pop3_listener_kind
     char *buf, size_t size);
 /* The TLS context for STLS and POP3S (NULL: none); takes a reference. */
 void pop3_server_set_tls(struct pop3_server *srv, struct ssl_ctx_st *ctx);
+/* Sessions open now (for the service manager's status line). */
+size_t pop3_server_sessions(const struct pop3_server *srv);
 void pop3_server_destroy(struct pop3_server **srvp);
 
 #endif
