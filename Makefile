@@ -9,7 +9,8 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 PYTEST     = /usr/bin/python3 -m pytest
 
-.PHONY: all build run test unit integration asan test-asan fuzz bench deps clean
+.PHONY: all build run test unit integration asan test-asan fuzz bench deps clean \
+        install uninstall
 
 all: build
 
@@ -64,6 +65,22 @@ fuzz:
 # Throughput and memory against Postfix, measured in one run (see bench/).
 bench: build
 	bash bench/run.sh $(BENCH_ARGS)
+
+# Installs tegamid (sbin), tegami (bin), tegamid(8) and tegami(8), the docs
+# and the systemd unit tegamid.service under $(DESTDIR)$(PREFIX), and nothing
+# outside $(DESTDIR). The system user tegami and /var/lib/tegami are made by
+# the Debian package (make deb), not here. `make uninstall` removes what the
+# last install wrote (CMake's install_manifest.txt), under the same DESTDIR.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
+
+uninstall:
+	@test -f $(BUILD)/install_manifest.txt || { echo "make uninstall: nothing installed from $(BUILD)" >&2; exit 1; }
+	sed 's|^|$(DESTDIR)|' $(BUILD)/install_manifest.txt | xargs -d '\n' rm -f --
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
