@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages tegami needs to build, run and test, and only the
 # missing ones: `apt-get update` runs once, and only when something is missing.
-# Usage: scripts/deps.sh [build|test|fuzz]   (default: build)
+# Usage: scripts/deps.sh [build|test|fuzz|package]   (default: build)
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libevent-dev libssl-dev libsqlite3-dev
@@ -15,13 +15,18 @@ build_pkgs=(build-essential cmake pkg-config libevent-dev libssl-dev libsqlite3-
 test_pkgs=(libcmocka-dev python3-pytest swaks libnet-ssleay-perl openssl curl msmtp
            fetchmail getmail6 dnsmasq-base python3-aiosmtpd postfix)
 fuzz_pkgs=(clang libclang-rt-14-dev)
+# `make deb` and `make deb-test`: debhelper builds the package, lintian checks
+# it; the install test serves it to a brand-new Debian as a small apt
+# repository (dpkg-scanpackages from dpkg-dev, python3's http.server).
+package_pkgs=(debhelper dpkg-dev lintian python3)
 
 want=("${build_pkgs[@]}")
 case "${1:-build}" in
     build) ;;
     test) want+=("${test_pkgs[@]}") ;;
     fuzz) want+=("${fuzz_pkgs[@]}") ;;
-    *) echo "deps.sh: unknown set '$1' (build, test or fuzz)" >&2; exit 2 ;;
+    package) want+=("${package_pkgs[@]}") ;;
+    *) echo "deps.sh: unknown set '$1' (build, test, fuzz or package)" >&2; exit 2 ;;
 esac
 
 missing=()
