@@ -12,7 +12,12 @@
 
 struct sqlite3;
 
+/* The data directory when neither -D nor TEGAMI_DATA names one: ./var for
+ * `make run`; the Debian package builds with /var/lib/tegami, so that the
+ * admin command finds the service's data without -D. */
+#ifndef DATADIR_DEFAULT
 #define DATADIR_DEFAULT "./var"
+#endif
 #define DATADIR_DEFAULT_DOMAIN "example.test"
 
 /* The data directory from -D (may be NULL), else $TEGAMI_DATA, else ./var. */
