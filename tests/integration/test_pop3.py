@@ -548,7 +548,9 @@ def test_uidl_stable_across_sessions_and_restart(pop):
     p = session(pop)
     uidls = uidl_map(p)
     assert len(set(uidls.values())) == 4
-    # Derived from the Maildir unique name (the file name before ":").
+    # Derived from the Maildir unique name (the file name before ":"). The
+    # new/ -> cur/ moves run after the login reply, on a worker.
+    assert wait_until(lambda: len(maildir_files(pop, "cur")) == 4, timeout=10)
     assert sorted(uidls.values()) == sorted(n.split(":")[0] for n in maildir_files(pop, "cur"))
     assert p.cmd("QUIT").startswith("+OK")
     p.close()
