@@ -7,7 +7,12 @@
  * bare LF or bare CR anywhere refuses the whole message (SMTP smuggling).
  *
  * The body is stored with LF line endings, dot-unstuffed, after our Received
- * header. Beyond smtp.max_message_size the rest is read and dropped. */
+ * header. Beyond smtp.max_message_size the rest is read and dropped.
+ *
+ * We offer 8BITMIME, not BINARYMIME: text may not hold a NUL (RFC 2045
+ * §2.7-2.8, RFC 6152 §3). A NUL is only noted while reading; the message is
+ * refused (554 5.6.0) at its end marker like every other refusal here, so
+ * "\r\n\0.\r\n" and "\r\n.\0\r\n" stay text and never end it. */
 #include <event2/buffer.h>
 #include <string.h>
 
@@ -64,7 +69,9 @@ data_store(struct smtp_session *s, const char *p, size_t n, bool eol)
 	struct smtp_data_reader *d = &s->data;
 
 	d->size += n + (eol ? 2 : 0);
-	if (d->too_big || d->bad_eol || d->long_line)
+	if (n > 0 && memchr(p, '\0', n) != NULL)
+		d->nul = true;
+	if (d->too_big || d->bad_eol || d->long_line || d->nul)
 		return; /* refused anyway: keep nothing */
 	if (d->size > cfg->smtp_max_message_size) {
 		d->too_big = true;
@@ -131,6 +138,10 @@ data_end(struct smtp_session *s)
 		    "(lines must end in <CR><LF>)");
 	} else if (d->long_line) {
 		smtp_session_error(s, "500 5.5.2 Error: message refused: line longer than 1000 octets");
+	} else if (d->nul) {
+		log_info("event=nul_in_message session=%llx client=%s", (unsigned long long)s->id, s->ip);
+		smtp_session_error(s, "554 5.6.0 Error: message refused: NUL octet in the text "
+		    "(not allowed in 8BITMIME, RFC 6152)");
 	} else if (smtp_policy_data(s, s->msg) == 0) {
 		msg = s->msg;
 		s->msg = NULL;

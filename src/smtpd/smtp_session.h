@@ -51,6 +51,7 @@ struct smtp_data_reader {
 	bool too_big;        /* SIZE exceeded: the rest is discarded */
 	bool bad_eol;        /* bare LF or bare CR seen */
 	bool long_line;      /* a line over SMTP_TEXT_LINE_MAX */
+	bool nul;            /* a NUL octet: not 8BITMIME text (RFC 6152) */
 	uint64_t size;       /* RFC 1870 §6.1 size: octets received with CRLFs,
 	                        without dot-stuffing or our own headers */
 };
