@@ -141,6 +141,8 @@ static const struct setting_def defs[] = {
 	  "Seconds the message after DATA may take in all, however slowly it trickles in (then 421 4.4.2)" },
 	{ "smtp.max_errors", SETTING_UINT, "20", 1, 10000, NULL, F(smtp_max_errors), "S6",
 	  "Protocol errors in one session before 421 4.7.0 and close" },
+	{ "smtp.junk_command_limit", SETTING_UINT, "100", 1, 1000000, NULL, F(smtp_junk_command_limit), "S1 S6",
+	  "Commands that move no mail (EHLO, HELO, NOOP, RSET, VRFY, HELP) a session may send; past it each one counts towards smtp.max_errors. Restarts after each accepted message" },
 	{ "smtp.allow_bare_lf", SETTING_BOOL, "no", 0, 0, NULL, F(smtp_allow_bare_lf), "S3",
 	  "Accept bare LF / bare CR line endings (off: rejected with 550 5.5.2, the SMTP smuggling defence)" },
 	{ "smtp.percent_routing", SETTING_BOOL, "no", 0, 0, NULL, F(smtp_percent_routing), "S4",

@@ -90,6 +90,7 @@ struct config {
 	uint64_t smtp_command_max_time;
 	uint64_t smtp_data_max_time;
 	uint64_t smtp_max_errors;
+	uint64_t smtp_junk_command_limit;
 	bool smtp_allow_bare_lf;
 	bool smtp_percent_routing;
 	uint64_t storage_min_free;

@@ -1,5 +1,12 @@
 /* smtp_commands.c: the command table and one handler per command
- * (RFC 5321 §4.1.1). Each handler checks, then acts, then replies once. */
+ * (RFC 5321 §4.1.1). Each table row says what the command needs: the states
+ * it may run in, whether it needs EHLO or may run before STARTTLS where the
+ * session must be encrypted, its line limit, whether it ends a pipelined
+ * group and whether it is "junk". smtp_command_dispatch() enforces all of
+ * that in one place (as Postfix's smtpd_cmd_table[] and OpenSMTPD's
+ * commands[] do), so a handler only checks its arguments, acts and replies
+ * once. HELP is generated from the same table. */
+#include <event2/buffer.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +14,7 @@
 
 #include "conf/directory.h"
 #include "conf/settings.h"
+#include "lib/conn.h"
 #include "lib/fsutil.h"
 #include "lib/log.h"
 #include "lib/strutil.h"
@@ -19,9 +27,38 @@
 
 typedef void smtp_cmd_fn(struct smtp_session *s, char *args);
 
+/* The states a command may run in. DATA, AUTH and QUIT never reach the
+ * dispatcher: their input is message text, SASL responses, or nothing. */
+#define IN(state) (1u << (state))
+#define IN_GREETING IN(SMTP_STATE_GREETING_SENT)
+#define IN_READY IN(SMTP_STATE_READY)
+#define IN_MAIL IN(SMTP_STATE_MAIL)
+#define IN_ANY (IN_GREETING | IN_READY | IN_MAIL)
+
+enum smtp_cmd_flag {
+	/* An ESMTP extension: after EHLO, not HELO (AUTH, RFC 4954 §4). */
+	SMTP_CMD_EHLO = 1u << 0,
+	/* May run before STARTTLS where the session must be encrypted
+	 * (auth.mode=local_and_relay); everything else gets 530 5.7.0. */
+	SMTP_CMD_PRE_TLS = 1u << 1,
+	/* Ends a pipelined group (RFC 2920 §3.1; STARTTLS RFC 3207 §4.2,
+	 * AUTH whose next line may be a SASL response): the client must wait
+	 * for its reply before sending more. */
+	SMTP_CMD_LAST = 1u << 2,
+	/* Moves no mail: counted against smtp.junk_command_limit. */
+	SMTP_CMD_JUNK = 1u << 3,
+};
+
 struct smtp_command {
 	const char *verb;
 	smtp_cmd_fn *fn;
+	unsigned states;        /* IN_* bits */
+	unsigned flags;         /* enum smtp_cmd_flag bits */
+	size_t line_max;        /* octets, CRLF included */
+	/* Whether this session has the command at all (NULL: always). When it
+	 * does not, `refuse` answers in every state, and HELP leaves it out. */
+	bool (*offered)(struct smtp_session *s);
+	smtp_cmd_fn *refuse;
 };
 
 /* RFC 3207: on the plain ports, while not encrypted, with a certificate. */
@@ -189,14 +226,6 @@ cmd_mail(struct smtp_session *s, char *args)
 	const char *error = "";
 	char sender[ADDR_PATH_MAX + 8];
 
-	if (s->state == SMTP_STATE_GREETING_SENT) {
-		smtp_session_error(s, "503 5.5.1 Error: send HELO/EHLO first");
-		return;
-	}
-	if (s->state == SMTP_STATE_MAIL) {
-		smtp_session_error(s, "503 5.5.1 Error: nested MAIL command");
-		return;
-	}
 	switch (smtp_parse_path_args(args, "FROM:", ADDR_ALLOW_NULL, &pa, &error)) {
 	case SMTP_PARSE_OK:
 		break;
@@ -340,10 +369,6 @@ cmd_rcpt(struct smtp_session *s, char *args)
 	const char *error = "";
 	char rcpt[ADDR_PATH_MAX + 8];
 
-	if (s->state != SMTP_STATE_MAIL) {
-		smtp_session_error(s, "503 5.5.1 Error: need MAIL command");
-		return;
-	}
 	switch (smtp_parse_path_args(args, "TO:", ADDR_ALLOW_POSTMASTER, &pa, &error)) {
 	case SMTP_PARSE_OK:
 		break;
@@ -405,10 +430,6 @@ cmd_data(struct smtp_session *s, char *args)
 		smtp_session_error(s, "501 5.5.4 Syntax: DATA");
 		return;
 	}
-	if (s->state != SMTP_STATE_MAIL) {
-		smtp_session_error(s, "503 5.5.1 Error: need MAIL command");
-		return;
-	}
 	if (s->nrcpt == 0) {
 		smtp_session_error(s, "503 5.5.1 Error: need RCPT command");
 		return;
@@ -454,33 +475,22 @@ cmd_vrfy(struct smtp_session *s, char *args)
 }
 
 static void
-cmd_help(struct smtp_session *s, char *args)
-{
-	smtp_session_reply(s, "214-2.0.0 Commands supported:");
-	smtp_session_reply(s, "214-2.0.0   HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS AUTH");
-	smtp_session_reply(s, "214 2.0.0 See RFC 5321");
-}
-
-static void
 cmd_starttls(struct smtp_session *s, char *args)
 {
 	if (*args != '\0') {
 		smtp_session_error(s, "501 5.5.4 Syntax: STARTTLS");
 		return;
 	}
-	if (s->tls) {
-		smtp_session_error(s, "503 5.5.1 Error: TLS already active");
-		return;
-	}
-	if (!starttls_offered(s)) {
-		smtp_session_error(s, "454 4.7.0 TLS not available");
-		return;
-	}
-	if (s->state == SMTP_STATE_GREETING_SENT) {
-		smtp_session_error(s, "503 5.5.1 Error: send EHLO first");
-		return;
-	}
 	smtp_session_starttls(s, smtp_server_tls(s->srv));
+}
+
+static void
+starttls_refuse(struct smtp_session *s, char *args)
+{
+	if (s->tls)
+		smtp_session_error(s, "503 5.5.1 Error: TLS already active");
+	else
+		smtp_session_error(s, "454 4.7.0 TLS not available");
 }
 
 /* True when domain is in the comma-separated list (case-insensitive). */
@@ -509,14 +519,6 @@ cmd_etrn(struct smtp_session *s, char *args)
 	const char *node = args;
 	bool sub = node[0] == '@';
 
-	if (s->state == SMTP_STATE_GREETING_SENT) {
-		smtp_session_error(s, "503 5.5.1 Error: send HELO/EHLO first");
-		return;
-	}
-	if (s->state == SMTP_STATE_MAIL) {
-		smtp_session_error(s, "503 5.5.1 Error: ETRN not allowed inside a transaction");
-		return;
-	}
 	if (*node == '\0' || strchr(node, ' ') != NULL) {
 		smtp_session_error(s, "501 5.5.4 Syntax: ETRN domain");
 		return;
@@ -547,45 +549,183 @@ cmd_etrn(struct smtp_session *s, char *args)
 	smtp_session_reply(s, "253 2.0.0 OK, %zu pending messages for node %s started", n, node);
 }
 
+/* AUTH is offered when EHLO would list it (A3-A5) and nobody is logged in
+ * yet; otherwise smtp_auth_command() gives the refusal that fits (500 where
+ * AUTH is disallowed, 502 where the listener has none, 503, 504, 538). */
+static bool
+auth_offered(struct smtp_session *s)
+{
+	char buf[128];
+
+	return s->auth_user == NULL && smtp_auth_ehlo(s, buf, sizeof(buf));
+}
+
+static bool
+never(struct smtp_session *s)
+{
+	return false;
+}
+
 static void
 cmd_not_implemented(struct smtp_session *s, char *args)
 {
 	smtp_session_error(s, "502 5.5.1 Error: command not implemented");
 }
 
+static void cmd_help(struct smtp_session *s, char *args);
+
+#define LINE SMTP_CMD_LINE_MAX
+#define PRE SMTP_CMD_PRE_TLS
+#define LAST SMTP_CMD_LAST
+#define JUNK SMTP_CMD_JUNK
+
+/* RFC 5321 §4.5.3.1.4 allows 512 octets; RFC 4954 lets MAIL (§5, AUTH=) and
+ * AUTH (§4) be longer. HELP lists the rows in this order. */
 static const struct smtp_command commands[] = {
-	{ "EHLO", cmd_ehlo },
-	{ "HELO", cmd_helo },
-	{ "MAIL", cmd_mail },
-	{ "RCPT", cmd_rcpt },
-	{ "DATA", cmd_data },
-	{ "RSET", cmd_rset },
-	{ "NOOP", cmd_noop },
-	{ "QUIT", cmd_quit },
-	{ "VRFY", cmd_vrfy },
-	{ "HELP", cmd_help },
-	/* RFC 5321 §4.2.4 / obsolete commands we refuse as not implemented. */
-	{ "EXPN", cmd_not_implemented },
-	{ "SAML", cmd_not_implemented },
-	{ "SEND", cmd_not_implemented },
-	{ "SOML", cmd_not_implemented },
-	{ "TURN", cmd_not_implemented },
-	/* Not offered yet: never advertised in EHLO. */
-	{ "STARTTLS", cmd_starttls },
-	{ "AUTH", smtp_auth_command },
-	{ "ETRN", cmd_etrn },
-	{ "BDAT", cmd_not_implemented },
+	{ "EHLO", cmd_ehlo, IN_ANY, PRE | LAST | JUNK, LINE, NULL, NULL },
+	{ "HELO", cmd_helo, IN_ANY, PRE | LAST | JUNK, LINE, NULL, NULL },
+	{ "MAIL", cmd_mail, IN_READY, 0, SMTP_MAIL_LINE_MAX, NULL, NULL },
+	{ "RCPT", cmd_rcpt, IN_MAIL, 0, LINE, NULL, NULL },
+	{ "DATA", cmd_data, IN_MAIL, LAST, LINE, NULL, NULL },
+	{ "RSET", cmd_rset, IN_ANY, PRE | JUNK, LINE, NULL, NULL },
+	{ "NOOP", cmd_noop, IN_ANY, PRE | LAST | JUNK, LINE, NULL, NULL },
+	{ "QUIT", cmd_quit, IN_ANY, PRE | LAST, LINE, NULL, NULL },
+	{ "VRFY", cmd_vrfy, IN_ANY, LAST | JUNK, LINE, NULL, NULL },
+	{ "HELP", cmd_help, IN_ANY, PRE | JUNK, LINE, NULL, NULL },
+	{ "STARTTLS", cmd_starttls, IN_READY, PRE | LAST, LINE, starttls_offered, starttls_refuse },
+	{ "AUTH", smtp_auth_command, IN_READY, SMTP_CMD_EHLO | LAST, SMTP_AUTH_LINE_MAX,
+	  auth_offered, smtp_auth_command },
+	{ "ETRN", cmd_etrn, IN_READY, JUNK, LINE, NULL, NULL },
+	/* S1: obsolete or not implemented, answered 502 in every state. */
+	{ "EXPN", NULL, IN_ANY, LAST, LINE, never, cmd_not_implemented },
+	{ "TURN", NULL, IN_ANY, LAST, LINE, never, cmd_not_implemented },
+	{ "SAML", NULL, IN_ANY, 0, LINE, never, cmd_not_implemented },
+	{ "SEND", NULL, IN_ANY, 0, LINE, never, cmd_not_implemented },
+	{ "SOML", NULL, IN_ANY, 0, LINE, never, cmd_not_implemented },
+	{ "BDAT", NULL, IN_ANY, 0, LINE, never, cmd_not_implemented },
 };
 
-/* RFC 5321 §4.5.3.1.4 allows 512 octets; RFC 4954 lets AUTH and MAIL be longer. */
-static size_t
-line_limit(const char *verb)
+#undef LINE
+#undef PRE
+#undef LAST
+#undef JUNK
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* A6: auth.mode=local_and_relay asks TLS for all mail. */
+static bool
+tls_required(struct smtp_session *s)
 {
-	if (strcmp(verb, "AUTH") == 0)
-		return SMTP_AUTH_LINE_MAX;
-	if (strcmp(verb, "MAIL") == 0)
-		return SMTP_MAIL_LINE_MAX;
-	return SMTP_CMD_LINE_MAX;
+	return !s->tls && strcmp(smtp_server_config(s->srv)->auth_mode, "local_and_relay") == 0;
+}
+
+/* Whether cmd would run now rather than be refused (HELP). */
+static bool
+command_available(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	return (cmd->offered == NULL || cmd->offered(s)) &&
+	    ((cmd->flags & SMTP_CMD_PRE_TLS) != 0 || !tls_required(s)) &&
+	    (cmd->states & IN(s->state)) != 0 &&
+	    ((cmd->flags & SMTP_CMD_EHLO) == 0 || s->esmtp);
+}
+
+/* RFC 5321 §4.1.1.8: the commands this session can use now. */
+static void
+cmd_help(struct smtp_session *s, char *args)
+{
+	char list[128];
+	size_t o = 0;
+
+	list[0] = '\0';
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		if (command_available(s, &commands[i]))
+			o += (size_t)snprintf(list + o, sizeof(list) - o, " %s", commands[i].verb);
+	}
+	smtp_session_reply(s, "214-2.0.0 Commands available now:");
+	smtp_session_reply(s, "214-2.0.0  %s", list);
+	smtp_session_reply(s, "214 2.0.0 See RFC 5321");
+}
+
+/* The 503 for a command that this state does not take (RFC 5321 §4.1.4). */
+static void
+wrong_state(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	switch (s->state) {
+	case SMTP_STATE_GREETING_SENT:
+		smtp_session_error(s, "503 5.5.1 Error: send %s first",
+		    (cmd->flags & SMTP_CMD_EHLO) != 0 ? "EHLO" : "HELO/EHLO");
+		return;
+	case SMTP_STATE_READY:
+		smtp_session_error(s, "503 5.5.1 Error: need MAIL command");
+		return;
+	default:
+		smtp_session_error(s, "503 5.5.1 Error: %s not allowed in a mail transaction "
+		    "(RSET first)", cmd->verb);
+		return;
+	}
+}
+
+/* Checks what the table asks of cmd, then runs it or refuses it. */
+static void
+command_run(struct smtp_session *s, const struct smtp_command *cmd, char *args)
+{
+	if (cmd->offered != NULL && !cmd->offered(s))
+		cmd->refuse(s, args);
+	else if ((cmd->flags & SMTP_CMD_PRE_TLS) == 0 && tls_required(s))
+		smtp_session_error(s, "530 5.7.0 Must issue a STARTTLS command first");
+	else if ((cmd->states & IN(s->state)) == 0)
+		wrong_state(s, cmd);
+	else if ((cmd->flags & SMTP_CMD_EHLO) != 0 && !s->esmtp)
+		smtp_session_error(s, "503 5.5.1 Error: send EHLO first");
+	else
+		cmd->fn(s, args);
+}
+
+/* S6, Postfix's smtpd_junk_command_limit: a client that only ever sends
+ * commands that move no mail (a bot holding a slot with NOOPs) runs into
+ * smtp.max_errors. The command itself has been answered normally. */
+static void
+junk_count(struct smtp_session *s)
+{
+	const struct config *cfg = smtp_server_config(s->srv);
+
+	if (s->closing || ++s->junk <= cfg->smtp_junk_command_limit)
+		return;
+	if (++s->errors >= cfg->smtp_max_errors) {
+		log_info("event=too_many_errors session=%llx client=%s junk=%u",
+		    (unsigned long long)s->id, s->ip, s->junk);
+		smtp_session_close(s, "421 4.7.0 %s Error: too many errors", cfg->server_hostname);
+	}
+}
+
+/* RFC 2920 §3.1: after a command that ends a group the client must wait for
+ * the reply. Input already here was sent without waiting. When the command
+ * succeeded that input runs (logged once per session); when it was refused,
+ * the input was written for an outcome that did not happen (text behind a
+ * refused DATA, commands behind a refused EHLO or STARTTLS): running it
+ * would take message text for commands, so the session ends instead. */
+static void
+group_end(struct smtp_session *s, const struct smtp_command *cmd, bool refused)
+{
+	if (s->closing || evbuffer_get_length(conn_input(s->conn)) == 0)
+		return;
+	if (!s->out_of_step)
+		log_info("event=improper_pipelining session=%llx client=%s after=%s%s",
+		    (unsigned long long)s->id, s->ip, cmd->verb, refused ? " refused=yes" : "");
+	s->out_of_step = true;
+	if (refused && !s->busy)
+		smtp_session_close(s, "554 5.5.0 Error: SMTP protocol synchronization: "
+		    "commands sent after a refused %s without waiting for its reply", cmd->verb);
+}
+
+static const struct smtp_command *
+command_find(const char *verb, size_t vlen)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		if (strlen(commands[i].verb) == vlen && strncasecmp(verb, commands[i].verb, vlen) == 0)
+			return &commands[i];
+	}
+	return NULL;
 }
 
 void
@@ -593,19 +733,22 @@ smtp_command_dispatch(struct smtp_session *s, char *line, size_t len)
 {
 	const char *args;
 	size_t vlen = smtp_parse_verb(line, &args);
+	const struct smtp_command *cmd = command_find(line, vlen);
 
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-		if (strlen(commands[i].verb) == vlen && strncasecmp(line, commands[i].verb, vlen) == 0) {
-			if (len + 2 > line_limit(commands[i].verb)) {
-				smtp_session_error(s, "500 5.5.2 Error: line too long");
-				return;
-			}
-			commands[i].fn(s, line + (args - line));
-			return;
-		}
+	if (cmd == NULL) {
+		smtp_session_error(s, len + 2 > SMTP_CMD_LINE_MAX ? "500 5.5.2 Error: line too long" :
+		    "500 5.5.2 Error: command not recognized");
+		return;
 	}
-	if (len + 2 > SMTP_CMD_LINE_MAX)
+	if (len + 2 > cmd->line_max) {
 		smtp_session_error(s, "500 5.5.2 Error: line too long");
-	else
-		smtp_session_error(s, "500 5.5.2 Error: command not recognized");
+		return;
+	}
+	unsigned errors = s->errors;
+	command_run(s, cmd, line + (args - line));
+	bool refused = s->errors != errors;
+	if ((cmd->flags & SMTP_CMD_JUNK) != 0)
+		junk_count(s);
+	if ((cmd->flags & SMTP_CMD_LAST) != 0)
+		group_end(s, cmd, refused);
 }

@@ -143,6 +143,7 @@ data_end(struct smtp_session *s)
 		smtp_session_error(s, "554 5.6.0 Error: message refused: NUL octet in the text "
 		    "(not allowed in 8BITMIME, RFC 6152)");
 	} else if (smtp_policy_data(s, s->msg) == 0) {
+		s->junk = 0; /* a message: the client is not idling (smtp.junk_command_limit) */
 		msg = s->msg;
 		s->msg = NULL;
 		smtp_server_spool(s->srv, s, msg);

@@ -70,6 +70,8 @@ struct smtp_session {
 	bool tls;            /* the connection is encrypted (SMTPS or after STARTTLS) */
 	enum smtp_listener_kind kind;
 	unsigned errors;
+	unsigned junk;       /* commands that moved no mail since the last message (smtp_commands.c) */
+	bool out_of_step;    /* the client pipelined past a group's end (RFC 2920 §3.1); logged once */
 	char *helo;
 	struct envelope *msg;   /* the transaction, from MAIL to end of DATA */
 	size_t nrcpt;            /* RCPT commands accepted */
