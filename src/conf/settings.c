@@ -21,6 +21,8 @@
 static const struct setting_def defs[] = {
 	{ "server.hostname", SETTING_HOSTNAME, "", 0, 0, NULL, F(server_hostname), "S1",
 	  "Host name in the greeting, EHLO reply, Received headers and Maildir file names; empty: the system host name" },
+	{ "server.per_ip_exceptions", SETTING_CIDRS, "host", 0, 0, "host", F(server_per_ip_exceptions), "S6 P1",
+	  "Clients exempt from smtp.max_sessions_per_ip and pop3.max_sessions_per_ip: addresses and CIDR ranges, comma-separated; host: this host's own addresses (loopback and those of its interfaces); empty: none. Not relay trust" },
 	{ "log.level", SETTING_ENUM, "info", 0, 0, "error|warn|info|debug", F(log_level), "D2",
 	  "Most verbose log level written to the log (see log.target)" },
 	{ "log.target", SETTING_ENUM, "auto", 0, 0, "auto|stderr|journal|syslog", F(log_target), "D2",
@@ -313,6 +315,13 @@ cidr_list_validate(const char *value)
 	return list_validate(value, netaddr_cidr_valid);
 }
 
+/* An address, a CIDR range, or the word host (this host's own addresses). */
+static bool
+cidr_or_host_valid(const char *item)
+{
+	return netaddr_cidr_valid(item) || strcmp(item, "host") == 0;
+}
+
 static bool
 server_item_valid(const char *item)
 {
@@ -391,8 +400,11 @@ settings_validate(const struct setting_def *def, const char *value, char *norm,
 		}
 		break;
 	case SETTING_CIDRS:
-		if (cidr_list_validate(value) < 0) {
-			*error_r = "not a comma-separated list of IP addresses or CIDR ranges";
+		if (def->choices != NULL ? list_validate(value, cidr_or_host_valid) < 0 :
+		    cidr_list_validate(value) < 0) {
+			*error_r = def->choices != NULL ?
+			    "not a comma-separated list of IP addresses, CIDR ranges or host" :
+			    "not a comma-separated list of IP addresses or CIDR ranges";
 			return -1;
 		}
 		break;

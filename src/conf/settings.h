@@ -19,7 +19,8 @@ enum setting_type {
 	SETTING_ENUM,     /* one of a '|'-separated list */
 	SETTING_PATH,     /* a readable file, or empty */
 	SETTING_TEXT,     /* printable ASCII without blanks, or empty */
-	SETTING_CIDRS,    /* comma-separated IP addresses / CIDR ranges, or empty */
+	SETTING_CIDRS,    /* comma-separated IP addresses / CIDR ranges (and the
+	                     word host where `choices` is "host"), or empty */
 	SETTING_HOSTPORT, /* HOST[:PORT] or [IP][:PORT], or empty */
 	SETTING_SERVERS,  /* comma-separated IP[:PORT] / [IPv6][:PORT], or empty */
 	SETTING_ADDRESS,  /* local@domain, or empty */
@@ -72,6 +73,7 @@ struct config {
 	uint64_t screen_window;
 	uint64_t screen_ban_time;
 	char server_hostname[256];
+	char server_per_ip_exceptions[CONFIG_STR_MAX];
 	char log_level[16];
 	char log_target[16];
 	char smtp_listen[CONFIG_STR_MAX];
@@ -133,7 +135,7 @@ struct setting_def {
 	enum setting_type type;
 	const char *def;      /* default, in the text form `config show` prints */
 	uint64_t min, max;    /* UINT and SIZE */
-	const char *choices;  /* ENUM: "a|b|c" */
+	const char *choices;  /* ENUM: "a|b|c"; CIDRS: "host" to allow that word */
 	size_t offset;        /* into struct config */
 	size_t size;          /* of the field (strings) */
 	const char *req;      /* requirement IDs from MISSION.md */

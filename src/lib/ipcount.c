@@ -3,7 +3,11 @@
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "lib/hostaddr.h"
+#include "lib/log.h"
+#include "lib/netaddr.h"
 #include "lib/strutil.h"
 #include "lib/xmalloc.h"
 
@@ -17,6 +21,8 @@ struct ipcount {
 
 struct ipcount_table {
 	struct ipcount *buckets[IPCOUNT_BUCKETS];
+	struct hostaddr_set *host;   /* this host's addresses, read on demand */
+	struct timespec host_read;   /* when (CLOCK_MONOTONIC); 0: never */
 };
 
 struct ipcount_table *
@@ -39,6 +45,7 @@ ipcount_destroy(struct ipcount_table **tp)
 			t->buckets[i] = next;
 		}
 	}
+	hostaddr_set_destroy(&t->host);
 	free(t);
 	*tp = NULL;
 }
@@ -88,4 +95,42 @@ ipcount_add(struct ipcount_table *t, const char *ip, int delta)
 		*pp = dead->next;
 		free(dead);
 	}
+}
+
+/* This host's addresses, read again when the last reading is a second old. */
+static const struct hostaddr_set *
+host_addresses(struct ipcount_table *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (t->host == NULL)
+		t->host = hostaddr_set_create();
+	if (t->host_read.tv_sec == 0 || now.tv_sec - t->host_read.tv_sec >= 1) {
+		if (hostaddr_set_refresh(t->host) < 0)
+			log_warn("event=getifaddrs_failed note=\"only loopback counts as this host\"");
+		t->host_read = now;
+	}
+	return t->host;
+}
+
+bool
+ipcount_exempt(struct ipcount_table *t, const char *ip, const char *exceptions)
+{
+	char item[128];
+
+	for (const char *p = exceptions; *p != '\0';) {
+		size_t n = strcspn(p, ",");
+		if (n > 0 && n < sizeof(item)) {
+			memcpy(item, p, n);
+			item[n] = '\0';
+			if (strcmp(item, IPCOUNT_HOST) == 0 ? hostaddr_set_has(host_addresses(t), ip) :
+			    netaddr_ip_in_cidr(ip, item))
+				return true;
+		}
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return false;
 }

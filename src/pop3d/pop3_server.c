@@ -98,10 +98,15 @@ on_accept(void *arg, int kind, int fd, struct sockaddr *sa)
 		refuse(srv, kind, fd, "-ERR [SYS/TEMP] your address is temporarily refused");
 		return;
 	}
-	if (srv->nsessions >= cfg->pop3_max_sessions ||
-	    ipcount_get(srv->per_ip, ip) >= cfg->pop3_max_sessions_per_ip) {
+	if (srv->nsessions >= cfg->pop3_max_sessions) {
 		log_warn("event=refused service=pop3 client=%s reason=max_sessions", ip);
 		refuse(srv, kind, fd, "-ERR [SYS/TEMP] too many connections");
+		return;
+	}
+	if (ipcount_get(srv->per_ip, ip) >= cfg->pop3_max_sessions_per_ip &&
+	    !ipcount_exempt(srv->per_ip, ip, cfg->server_per_ip_exceptions)) {
+		log_warn("event=refused service=pop3 client=%s reason=max_sessions_per_ip", ip);
+		refuse(srv, kind, fd, "-ERR [SYS/TEMP] too many connections from your address");
 		return;
 	}
 	if (kind == POP3_LISTENER_TLS && srv->tls == NULL) {

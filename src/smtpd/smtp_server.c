@@ -155,7 +155,8 @@ on_accept(void *arg, int kind_int, int fd, struct sockaddr *sa)
 		refuse(srv, kind, fd, "too many connections");
 		return;
 	}
-	if (ipcount_get(srv->per_ip, ip) >= cfg->smtp_max_sessions_per_ip) {
+	if (ipcount_get(srv->per_ip, ip) >= cfg->smtp_max_sessions_per_ip &&
+	    !ipcount_exempt(srv->per_ip, ip, cfg->server_per_ip_exceptions)) {
 		log_warn("event=refused client=%s reason=max_sessions_per_ip", ip);
 		refuse(srv, kind, fd, "too many connections from your address");
 		return;

@@ -612,8 +612,10 @@ def test_lock_of_a_killed_daemon_does_not_block(pop):
 
 
 def test_max_sessions_per_ip(tegami_new):
+    # This host's addresses are exempt by default (server.per_ip_exceptions).
     tegami_new.add_user(ALICE)
-    tegami_new.start(**PLAIN, **{"pop3.max_sessions_per_ip": "2"})
+    tegami_new.start(**PLAIN, **{"pop3.max_sessions_per_ip": "2",
+                                 "server.per_ip_exceptions": ""})
     a, b = Pop3(tegami_new.pop3_port), Pop3(tegami_new.pop3_port)
     s = socket.create_connection(("127.0.0.1", tegami_new.pop3_port), timeout=5)
     data = s.recv(4096)

@@ -297,8 +297,9 @@ def test_max_sessions_421(tegami_new):
 def test_max_sessions_per_ip_421(tegami_new):
     """S6: with smtp.max_sessions_per_ip=1 a second connection from
     127.0.0.1 gets 421 4.7.0 and is closed, while one from 127.0.0.2 (another
-    client IP) is served: the limit is per IP."""
-    t = start(tegami_new, **{"smtp.max_sessions_per_ip": "1"})
+    client IP) is served: the limit is per IP. (This host's addresses are
+    exempt by default: server.per_ip_exceptions is emptied here.)"""
+    t = start(tegami_new, **{"smtp.max_sessions_per_ip": "1", "server.per_ip_exceptions": ""})
     quiesce(t)
     c1 = open_ok(t, "127.0.0.1")
     c2 = connect(t.port, "127.0.0.1")

@@ -393,6 +393,25 @@ test_outbound_types(void **state)
 	INVALID("relay.tls", "required");
 }
 
+/* Address lists; server.per_ip_exceptions also takes the word host, the
+ * other lists do not. */
+static void
+test_cidrs(void **state)
+{
+	(void)state;
+	valid(__LINE__, "auth.local_networks", "10.0.0.0/8,::1", "10.0.0.0/8,::1");
+	valid(__LINE__, "auth.local_networks", "", "");
+	invalid(__LINE__, "auth.local_networks", "host");
+	invalid(__LINE__, "auth.local_networks", "10.0.0.0/8,");
+	valid(__LINE__, "server.per_ip_exceptions", "host", "host");
+	valid(__LINE__, "server.per_ip_exceptions", "host,192.0.2.0/24,2001:db8::/32",
+	    "host,192.0.2.0/24,2001:db8::/32");
+	valid(__LINE__, "server.per_ip_exceptions", "", "");
+	invalid(__LINE__, "server.per_ip_exceptions", "hosts");
+	invalid(__LINE__, "server.per_ip_exceptions", "host,,::1");
+	invalid(__LINE__, "server.per_ip_exceptions", "192.0.2.0/33");
+}
+
 static void
 test_too_long(void **state)
 {
@@ -569,6 +588,7 @@ main(void)
 		cmocka_unit_test(test_path),
 		cmocka_unit_test(test_text),
 		cmocka_unit_test(test_outbound_types),
+		cmocka_unit_test(test_cidrs),
 		cmocka_unit_test(test_too_long),
 		cmocka_unit_test_setup_teardown(test_config_defaults, setup_db, teardown_db),
 		cmocka_unit_test_setup_teardown(test_config_stored, setup_db, teardown_db),
