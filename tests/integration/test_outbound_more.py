@@ -1,6 +1,7 @@
 """Outbound delivery, continued (MISSION O1-O3, S2): routing modes, a second
 tegamid as the receiving server (STARTTLS, DSN), TLS policies, DSN notices,
 connection limits and reuse, IPv6, and a crash in the middle of a delivery."""
+import smtplib
 import socket
 import threading
 import time
@@ -9,9 +10,9 @@ import pytest
 
 from conftest import SANITIZED, Tegami
 from peers import Handler, RawServer, common_port
-from test_outbound import (ALICE, MX_REMOTE, net, queue_files, reports, start_dns,  # noqa: F401
-                           start_sink, start_tegami, status_groups, submit, wait_for,
-                           wait_queue_empty)
+from test_outbound import (ALICE, MX_REMOTE, client_ctx, net, queue_files, reports,  # noqa: F401
+                           start_dns, start_sink, start_tegami, status_groups, submit,
+                           wait_for, wait_queue_empty)
 
 
 # --- routing modes (seed 002: mail router, firewall, mailhub) ----------------
@@ -356,3 +357,91 @@ def test_scheduled_etrn_to_the_provider(tegami_new, net, peer):
     assert ctl(t, "queue etrn").startswith("ok")
     assert wait_for(lambda: "event=etrn session=" in peer.log() and "node=dialup.test" in peer.log())
     assert wait_for(lambda: "event=etrn_done accepted=1" in t.log())
+
+
+# --- more of the client: HELO fallback, BODY=8BITMIME, smtp-sink ------------------
+
+def test_helo_fallback_and_8bitmime(tegami_new, net):
+    lines = {}
+
+    def script(c):
+        c.send(b"220 old.test ready\r\n")
+        lines["ehlo"] = c.line()
+        c.send(b"502 5.5.1 EHLO not understood\r\n")       # an RFC 821 server
+        lines["helo"] = c.line()
+        c.send(b"250 old.test\r\n")
+        lines["mail"] = c.line()
+        c.send(b"250 ok\r\n")
+        c.line()
+        c.send(b"250 ok\r\n")
+        c.line()
+        c.send(b"354 go\r\n")
+        lines["msg"] = c.data()
+        c.send(b"250 ok\r\n")
+        c.line()
+        c.send(b"221 bye\r\n")
+
+    def script8(c):
+        c.serve_basic(ehlo=b"250-new.test\r\n250 8BITMIME\r\n")
+        lines["mail8"] = c.line()
+        c.send(b"250 ok\r\n")
+        c.line()
+        c.send(b"250 ok\r\n")
+        c.line()
+        c.send(b"354 go\r\n")
+        c.data()
+        c.send(b"250 ok\r\n")
+        c.line()
+        c.send(b"221 bye\r\n")
+    dns = start_dns(net, ["--mx-host=old.test,mx.old.test,10", "--host-record=mx.old.test,127.0.0.2",
+                          "--mx-host=new.test,mx.new.test,10", "--host-record=mx.new.test,127.0.0.3"])
+    old = RawServer("127.0.0.2", net["port"], script)
+    new = RawServer("127.0.0.3", net["port"], script8)
+    net["stops"] += [old.stop, new.stop]
+    t = start_tegami(tegami_new, net, dns)
+    body = "From: alice@example.test\r\nSubject: caf\u00e9\r\n\r\nna\u00efve\r\n".encode("utf-8")
+    with smtplib.SMTP("127.0.0.1", t.submission_port, timeout=15) as s:
+        s.starttls(context=client_ctx())
+        s.login(ALICE, "secret")
+        s.sendmail(ALICE, ["bob@old.test"], body, mail_options=["BODY=8BITMIME"])
+        s.sendmail(ALICE, ["bob@new.test"], body, mail_options=["BODY=8BITMIME"])
+    wait_queue_empty(t)
+    assert lines["ehlo"].startswith("EHLO ") and lines["helo"].startswith("HELO ")
+    assert lines["mail"] == "MAIL FROM:<alice@example.test>"      # no extensions after HELO
+    assert "na\u00efve".encode() in lines["msg"]
+    assert "BODY=8BITMIME" in lines["mail8"]
+
+
+def test_smtp_sink_receives(tegami_new, net, tmp_path):
+    import shutil
+    import subprocess
+    sink_bin = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    proc = subprocess.Popen([sink_bin, "-u", "root", "-d", str(dumps) + "/%H%M%S.",
+                             "127.0.0.2:%d" % net["port"], "64"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    net["stops"].append(lambda: (proc.terminate(), proc.wait(timeout=5)))
+    time.sleep(0.3)
+    dns = start_dns(net, MX_REMOTE)
+    t = start_tegami(tegami_new, net, dns)
+    for i in range(10):
+        submit(t, ["user%d@remote.test" % i])
+    wait_queue_empty(t)
+    assert wait_for(lambda: len(list(dumps.iterdir())) == 10)
+
+
+def test_failed_report_goes_to_the_dsn_responsible(tegami_new, net):
+    """Seed 002: the DSN responsible person gets the reports that cannot be
+    returned to their sender; a report about a report is never reported."""
+    dns = start_dns(net, MX_REMOTE + ["--dns-rr=nullmx.test,15,000000"])
+    start_sink(net, "127.0.0.2", handler=Handler(rcpt=lambda a, n: "550 5.1.1 no such user"))
+    t = start_tegami(tegami_new, net, dns, **{"auth.match_return_path": "no",
+                                              "auth.match_from_header": "no",
+                                              "dsn.responsible": "postmaster@example.test"})
+    t.add_user("postmaster@example.test")
+    submit(t, ["bob@remote.test"], sender="someone@nullmx.test")
+    (rep,) = reports(t, "postmaster@example.test")
+    (g,) = status_groups(rep)
+    assert g["action"] == "failed" and "someone@nullmx.test" in g["final-recipient"]
+    wait_queue_empty(t)
