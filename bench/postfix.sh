@@ -4,6 +4,7 @@
 #
 #   postfix.sh setup  DIR PORT [PROC_LIMIT]   write DIR/etc (main.cf, master.cf, vmailbox)
 #   postfix.sh submission DIR PORT SASL_SOCKET add a submission listener (after setup)
+#   postfix.sh relay  DIR TRANSPORT_FILE       relay: smtp(8) client + transport_maps (after setup)
 #   postfix.sh start  DIR                      start it (postfix -c DIR/etc start)
 #   postfix.sh stop   DIR                      stop it, wait (bounded) for master to exit
 #   postfix.sh restart DIR [PROC_LIMIT]        stop, set default_process_limit, start
@@ -23,6 +24,15 @@
 # `restart` (not reload) is needed after changing PROC_LIMIT: master sizes the
 # listen backlog from the process limit when it creates the socket.
 #
+# `relay` (issue #8 relay benchmark, relay_bench.sh) makes the instance relay:
+# Debian's stock `smtp unix ... smtp` client entry in master.cf and
+# transport_maps = hash:DIR/etc/transport, a copy of TRANSPORT_FILE (lines
+# "DOMAIN smtp:[IP]:PORT", every one a loopback address); everything not in it
+# still goes to default_transport = error.  Clients in mynetworks (127.0.0.0/8)
+# may relay (smtpd_relay_restrictions' stock permit_mynetworks).  The smtp
+# client's settings are Postfix's defaults: default_destination_concurrency_limit
+# 20, connection cache on demand (several messages per connection), no TLS.
+#
 # `submission` (issue #3 benchmark) adds a second smtpd listener on
 # 127.0.0.1:PORT, like Debian's commented-out "submission" entry of master.cf:
 # smtpd_tls_security_level=encrypt (STARTTLS required), smtpd_tls_auth_only,
@@ -40,7 +50,7 @@
 set -euo pipefail
 
 cmd=${1:-}; DIR=${2:-}
-if [ -z "$cmd" ] || [ -z "$DIR" ]; then sed -n '2,13p' "$0" >&2; exit 2; fi
+if [ -z "$cmd" ] || [ -z "$DIR" ]; then sed -n '2,14p' "$0" >&2; exit 2; fi
 DOMAIN=example.test
 CONF="$DIR/etc"
 
@@ -168,6 +178,19 @@ EOF
   postfix -c "$CONF" check
 }
 
+pf_relay() {
+  local map=$1
+  [ -f "$CONF/master.cf" ] || { echo "postfix.sh: run setup first" >&2; exit 2; }
+  grep -Ev '^[[:space:]]*(#|$)' "$map" | awk '$2 !~ /^smtp:\[127\.[0-9.]+\]:[0-9]+$/ { bad = 1 } END { exit bad }' ||
+    { echo "postfix.sh: $map: every next hop must be smtp:[127.x.y.z]:PORT" >&2; exit 2; }
+  cp "$map" "$CONF/transport"
+  postmap -c "$CONF" "$CONF/transport"
+  postconf -c "$CONF" -e "transport_maps = hash:$CONF/transport"
+  grep -q '^smtp  *unix ' "$CONF/master.cf" ||
+    echo "smtp      unix  -       -       n       -       -       smtp" >> "$CONF/master.cf"
+  postfix -c "$CONF" check
+}
+
 pf_start() {
   postfix -c "$CONF" start >/dev/null 2>&1 || { tail -5 "$DIR/postfix.log" >&2; return 1; }
   for _ in $(seq 1 100); do pf_pid >/dev/null && return 0; sleep 0.1; done
@@ -191,6 +214,7 @@ smtpd_count() {
 case "$cmd" in
   setup)   pf_setup "${3:?PORT}" "${4:-100}" ;;
   submission) pf_submission "${3:?PORT}" "${4:?SASL_SOCKET}" ;;
+  relay)   pf_relay "${3:?TRANSPORT_FILE}" ;;
   start)   pf_start ;;
   stop)    pf_stop ;;
   restart)
