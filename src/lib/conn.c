@@ -10,6 +10,8 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -132,6 +134,13 @@ conn_connect(struct event_base *base, const struct sockaddr *sa, socklen_t salen
 		*error_r = strerror(errno);
 		return NULL;
 	}
+	/* No Nagle on outbound connections: the SMTP client writes the message
+	 * and then its final "." separately, and the "." would otherwise wait
+	 * for the ACK of the message, which the server delays (40 ms on Linux)
+	 * because it has nothing to answer before the "." (issue #8: 45 ms per
+	 * message and connection). Output is gathered per burst anyway. */
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (source != NULL && bind(fd, source, sourcelen) < 0) {
 		*error_r = "cannot bind the source address";
 		close(fd);
