@@ -9,7 +9,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 PYTEST     = /usr/bin/python3 -m pytest
 
-.PHONY: all build run test unit integration asan test-asan fuzz bench deps clean \
+.PHONY: all build run test unit integration asan test-asan fuzz bench bench-relay bench-queue-load deps clean \
         install uninstall deb deb-test
 
 all: build
@@ -65,6 +65,14 @@ fuzz:
 # Throughput and memory against Postfix, measured in one run (see bench/).
 bench: build
 	bash bench/run.sh $(BENCH_ARGS)
+
+# Relay throughput against Postfix, and start-up with 100,000 queued
+# messages (issue #8; see bench/README.md). Optional, never part of `make test`.
+bench-relay: build
+	bash bench/relay_bench.sh $(BENCH_ARGS)
+
+bench-queue-load: build
+	bash bench/queue_load.sh $(BENCH_ARGS)
 
 # Installs tegamid (sbin), tegami (bin), tegamid(8) and tegami(8), the docs
 # and the systemd unit tegamid.service under $(DESTDIR)$(PREFIX), and nothing

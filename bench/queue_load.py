@@ -13,7 +13,8 @@ RSS).  queue_load.sh runs it.
       says event=recovery_done (every queue file read and its message in
       memory, a timer armed for its next try), the CPU tegamid used until
       then, its RSS then, its peak RSS (VmHWM) then, and its RSS 3 s later;
-      also when it first listened (event=started).  Then SIGTERM, and how
+      also when it logged event=started (the queue directory scanned and
+      every file handed to the workers; the listeners are bound before).  Then SIGTERM, and how
       long it took to exit.
   queue_load.py report RESULTS_DIR [--out FILE]
       queue_load.jsonl + meta.json -> Markdown.
@@ -158,7 +159,7 @@ def cmd_measure(a):
         with open(a.json_append, "a") as f:
             f.write(json.dumps(r) + "\n")
     fmt = lambda v, f: f % v if v is not None else "-"
-    print("queue load: %d files%s: recovery_done after %s s (listening after %s s), CPU %s s, RSS %s MB "
+    print("queue load: %d files%s: recovery_done after %s s (event=started after %s s), CPU %s s, RSS %s MB "
           "(peak %s MB, 3 s later %s MB), stop %.1f s" % (
               queued, " (cold cache)" if a.drop_caches else "", fmt(r.get("done_s"), "%.2f"),
               fmt(r.get("started_s"), "%.2f"), fmt(r.get("cpu_s"), "%.2f"), fmt(r.get("rss_mb"), "%.1f"),
@@ -197,7 +198,7 @@ def cmd_report(a):
             meta = json.load(f)
     out = ["# Queue load at start-up: tegamid with a full queue (issue #8)", ""]
     out += ["- **%s**: %s" % (k, v) for k, v in meta.items() if v]
-    out += ["", "| queued messages | page cache | runs | until event=recovery_done | listening after "
+    out += ["", "| queued messages | page cache | runs | until event=recovery_done | event=started after "
             "| tegamid CPU until then | RSS then | peak RSS (VmHWM) | RSS 3 s later | SIGTERM to exit | loaded |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
     verdict = []
