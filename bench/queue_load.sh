@@ -57,7 +57,9 @@ TEGAMI=$TB/tegami TEGAMID=$TB/tegamid
 log() { printf '[queue-load %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-[ -x "$TEGAMID" ] && [ -x "$TEGAMI" ] || die "no $TEGAMID / $TEGAMI: build first (make build) or set TEGAMI_BUILD"
+if [ ! -x "$TEGAMID" ] || [ ! -x "$TEGAMI" ]; then
+  die "no $TEGAMID / $TEGAMI: build first (make build) or set TEGAMI_BUILD"
+fi
 [ "$COLDRUNS" = 0 ] || [ "$(id -u)" -eq 0 ] || die "--cold needs root (drop_caches)"
 bash "$HERE/deps.sh"
 for p in $PORT $((PORT + 1)) $CLOSED; do
