@@ -62,8 +62,28 @@ int cli_read_credentials(bool from_stdin, bool want_cram, const char *check_hash
 void cli_as_invoker(struct cli *c);
 void cli_as_owner(struct cli *c);
 
-/* Sends sig to the running daemon. 0, or -1 when none runs (pid_r = 0). */
+/* The running daemon's pid from DIR/tegamid.pid (locked while it runs).
+ * 0, or -1 when none runs (pid_r = 0). */
 int cli_daemon_pid(struct cli *c, long *pid_r);
+
+/* How a request on the control socket (tegamid_ctl.h) ended. */
+enum cli_ctl_result {
+	CLI_CTL_OK,       /* "ok TEXT": text holds TEXT */
+	CLI_CTL_ERROR,    /* "error TEXT": text holds TEXT */
+	CLI_CTL_DOWN,     /* tegamid is not running: text says so */
+	CLI_CTL_BROKEN,   /* it runs but did not answer: text says why */
+};
+
+/* Gets each reply line before the last one (progress), without its LF. */
+typedef void cli_ctl_line_fn(void *arg, const char *line);
+
+/* Sends one request line to the running tegamid and reads its reply lines
+ * (each line waits at most 60 s): fn, when not NULL, gets every line before
+ * the last, as it comes; text (size octets, always terminated) gets the
+ * last line's text or the reason of a failure. Blocking; no other
+ * output. */
+enum cli_ctl_result cli_ctl_call(struct cli *c, const char *request, cli_ctl_line_fn *fn,
+    void *arg, char *text, size_t size);
 
 
 extern const struct cli_command cli_commands[];
@@ -99,5 +119,17 @@ int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_backup(struct cli *c, int argc, char **argv);
 int cmd_restore(struct cli *c, int argc, char **argv);
 int cmd_reload(struct cli *c, int argc, char **argv);
+
+/* cmd_queue.c (O5): list and show read the queue files; the others reach
+ * the running daemon through the control socket, or change the files and
+ * the queue_holds table when it is stopped (see tegami(8)). */
+int cmd_queue_list(struct cli *c, int argc, char **argv);
+int cmd_queue_show(struct cli *c, int argc, char **argv);
+int cmd_queue_hold(struct cli *c, int argc, char **argv);
+int cmd_queue_release(struct cli *c, int argc, char **argv);
+int cmd_queue_flush(struct cli *c, int argc, char **argv);
+int cmd_queue_delete(struct cli *c, int argc, char **argv);
+int cmd_queue_bounce(struct cli *c, int argc, char **argv);
+
 
 #endif

@@ -1,4 +1,5 @@
-/* tegami status | reload (MISSION D2: "verify servers"). */
+/* tegami status | reload (MISSION D2: "verify servers"; O5: the daemon's
+ * queue and outbound connections). */
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -9,7 +10,9 @@
 #include "cli/cli.h"
 #include "conf/datadir.h"
 #include "lib/fsutil.h"
+#include "lib/strutil.h"
 #include "queue/spool.h"
+#include "tegamid_ctl.h"
 
 /* Exit status of `status` when no daemon runs (as LSB init scripts use). */
 #define CLI_NOT_RUNNING 3
@@ -29,6 +32,32 @@ queue_count(const char *data_dir)
 		n += envelope_qid_valid(de->d_name);
 	closedir(d);
 	return n;
+}
+
+/* What the running daemon says about its queue and its connections to
+ * other servers (control request "status": "ok queue=N outbound=N"). */
+static void
+daemon_counts(struct cli *c)
+{
+	char text[CTL_LINE_MAX + 1], *outbound;
+	uint64_t nq, no;
+
+	if (cli_ctl_call(c, "status", NULL, NULL, text, sizeof(text)) != CLI_CTL_OK) {
+		printf("tegamid queue: unknown (%s)\n", text);
+		return;
+	}
+	outbound = strstr(text, " outbound=");
+	if (strncmp(text, "queue=", 6) != 0 || outbound == NULL) {
+		printf("tegamid queue: unknown (answer '%s')\n", text);
+		return;
+	}
+	*outbound = '\0';
+	if (str_parse_u64(text + 6, &nq) < 0 || str_parse_u64(outbound + 10, &no) < 0) {
+		printf("tegamid queue: unknown (answer '%s')\n", text);
+		return;
+	}
+	printf("tegamid queue: %llu message(s) loaded\n", (unsigned long long)nq);
+	printf("outbound connections: %llu\n", (unsigned long long)no);
 }
 
 int
@@ -62,6 +91,7 @@ cmd_status(struct cli *c, int argc, char **argv)
 		free(state);
 	}
 	printf("queue: %ld message(s)\n", queue_count(c->data_dir));
+	daemon_counts(c);
 	return CLI_OK;
 }
 
