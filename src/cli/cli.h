@@ -131,5 +131,16 @@ int cmd_queue_flush(struct cli *c, int argc, char **argv);
 int cmd_queue_delete(struct cli *c, int argc, char **argv);
 int cmd_queue_bounce(struct cli *c, int argc, char **argv);
 
+/* cmd_route.c (O1, O6): the routing tables the daemon reads at each
+ * decision, so a change applies to the next delivery without a reload. */
+int cmd_route_add(struct cli *c, int argc, char **argv);
+int cmd_route_del(struct cli *c, int argc, char **argv);
+int cmd_route_list(struct cli *c, int argc, char **argv);
+int cmd_hosts_add(struct cli *c, int argc, char **argv);
+int cmd_hosts_del(struct cli *c, int argc, char **argv);
+int cmd_hosts_list(struct cli *c, int argc, char **argv);
+int cmd_source_set(struct cli *c, int argc, char **argv);
+int cmd_source_del(struct cli *c, int argc, char **argv);
+int cmd_source_list(struct cli *c, int argc, char **argv);
 
 #endif
