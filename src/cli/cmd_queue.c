@@ -61,7 +61,7 @@ ctl_send(int fd, const char *request)
 }
 
 /* Reads into buf (holding *len octets) until it has a whole line. Returns
- * the line's length without its LF, or -1 on end of file, an error, a
+ * the line's length up to its LF, or -1 on end of file, an error, a
  * timeout or a line over the buffer, with *why. */
 static ssize_t
 ctl_read_line(int fd, char *buf, size_t size, size_t *len, const char **why)
@@ -135,6 +135,8 @@ cli_ctl_call(struct cli *c, const char *request, cli_ctl_line_fn *fn, void *arg,
 			goto out;
 		}
 		buf[n] = '\0';
+		if (n > 0 && buf[n - 1] == '\r')
+			buf[n - 1] = '\0'; /* lib/conn ends lines in CRLF */
 		if (ctl_final(buf, "ok", text, size)) {
 			rc = CLI_CTL_OK;
 			goto out;
@@ -540,8 +542,12 @@ show_envelope(const struct envelope *e, time_t now)
 	printf("arrival: %s (age %s)\n", when, age);
 	printf("size: %llu\n", (unsigned long long)e->body_size);
 	printf("sender: <%s>\n", e->sender != NULL ? e->sender : "");
-	if (e->envid != NULL)
-		printf("envid: %s\n", e->envid);
+	if (e->envid != NULL) {
+		/* Kept as received (xtext, RFC 3461 §4): shown decoded. */
+		char envid[DSN_ENVID_MAX + 1];
+		printf("envid: %s\n", dsn_envid_parse(e->envid, envid, sizeof(envid)) == 0 ?
+		    envid : e->envid);
+	}
 	if (e->ret != DSN_RET_DEFAULT)
 		printf("ret: %s\n", dsn_ret_name((enum dsn_ret)e->ret));
 	printf("held: %s\n", e->hold ? "yes" : "no");

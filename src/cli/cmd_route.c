@@ -90,13 +90,16 @@ cmd_route_add(struct cli *c, int argc, char **argv)
 	if ((rc = domain_arg(argv[0], "domain name", domain, sizeof(domain))) != CLI_OK)
 		return rc;
 	if (!str_copy(target, argv[1], sizeof(target)) ||
-	    netaddr_hostport_parse(target, host, sizeof(host), 25, &port, &why) < 0)
+	    netaddr_hostport_parse(target, host, sizeof(host), 0, &port, &why) < 0)
 		return cli_error(CLI_USAGE, "'%s' is not HOST[:PORT] or [IP][:PORT]: %s", argv[1],
 		    why[0] != '\0' ? why : "too long");
 	str_lower(target);
 	if (routing_route_set(cli_db(c), domain, target, &error) < 0)
 		return fail_with(error);
-	printf("mail for %s goes to %s (port %u)\n", domain, host, port);
+	if (port != 0)
+		printf("mail for %s goes to %s port %u\n", domain, host, port);
+	else
+		printf("mail for %s goes to %s (port: relay.port)\n", domain, host);
 	return CLI_OK;
 }
 
