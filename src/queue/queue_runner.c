@@ -382,6 +382,8 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 	queue_dispatch(arg, false);
 }
 
+static const char *domain_of(const char *addr);
+
 static void
 qmsg_settle(struct qmsg *m)
 {
@@ -397,7 +399,11 @@ qmsg_settle(struct qmsg *m)
 		return;
 	for (size_t i = 0; i < m->env->nrcpt; i++) {
 		const struct envelope_rcpt *r = &m->env->rcpts[i];
-		if (r->state == RCPT_DEFERRED && (next == 0 || r->next_try < next))
+		/* A held destination's recipients wait for its release (which
+		 * dispatches them): a timer for them would fire at once, again
+		 * and again, once their retry time has passed. */
+		if (r->state == RCPT_DEFERRED && (next == 0 || r->next_try < next) &&
+		    !(r->remote && routing_held(m->q->deps.routing, domain_of(r->addr))))
 			next = r->next_try;
 	}
 	if (next == 0)
