@@ -128,6 +128,7 @@ int cmd_queue_show(struct cli *c, int argc, char **argv);
 int cmd_queue_hold(struct cli *c, int argc, char **argv);
 int cmd_queue_release(struct cli *c, int argc, char **argv);
 int cmd_queue_flush(struct cli *c, int argc, char **argv);
+int cmd_queue_etrn(struct cli *c, int argc, char **argv);
 int cmd_queue_delete(struct cli *c, int argc, char **argv);
 int cmd_queue_bounce(struct cli *c, int argc, char **argv);
 

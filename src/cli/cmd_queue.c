@@ -1,10 +1,11 @@
-/* tegami queue list|show|hold|release|flush|delete|bounce (MISSION O5, the
- * seed's HLDDSTQ). list and show read the queue files themselves, so they
+/* tegami queue list|show|hold|release|flush|etrn|delete|bounce (MISSION O4,
+ * O5, the seed's HLDDSTQ). list and show read the queue files themselves, so they
  * work while tegamid is stopped. The others talk to the running daemon over
  * its control socket (tegamid_ctl.h), so a change reaches it at once; with
  * tegamid stopped, hold and release of one message append the hold record
  * to its queue file, delete removes the file, a destination domain is held
- * or released in the queue_holds table only, and flush and bounce fail. */
+ * or released in the queue_holds table only, and flush, etrn and bounce
+ * fail. */
 #include <dirent.h>
 #include <errno.h>
 #include <event2/buffer.h>
@@ -802,6 +803,16 @@ cmd_queue_flush(struct cli *c, int argc, char **argv)
 	}
 	snprintf(req, sizeof(req), "queue flush%s%s", domain[0] != '\0' ? " " : "", domain);
 	return ctl_result(cli_ctl_call(c, req, flush_progress, NULL, text, sizeof(text)), text);
+}
+
+int
+cmd_queue_etrn(struct cli *c, int argc, char **argv)
+{
+	char text[CTL_LINE_MAX + 1];
+
+	if (argc != 0)
+		return cli_error(CLI_USAGE, "usage: tegami queue etrn");
+	return ctl_result(cli_ctl_call(c, "queue etrn", NULL, NULL, text, sizeof(text)), text);
 }
 
 int

@@ -57,6 +57,8 @@ const struct cli_command cli_commands[] = {
 	  "let held mail go again (at once)" },
 	{ "queue", "flush", cmd_queue_flush, "[--domain DOMAIN]",
 	  "try every deferred recipient now (tegamid running)" },
+	{ "queue", "etrn", cmd_queue_etrn, "",
+	  "run the etrn.interval schedule now: a queue run, ETRN to etrn.remote (tegamid running)" },
 	{ "queue", "delete", cmd_queue_delete, "QID", "remove a message without a report" },
 	{ "queue", "bounce", cmd_queue_bounce, "QID",
 	  "return a message to its sender with a delivery report (tegamid running)" },

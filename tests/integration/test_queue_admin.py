@@ -256,6 +256,7 @@ def test_flush_sends_at_once(deferring):
     other.handler.wait(1, timeout=5)
     assert wait_for(lambda: queue_files(t) == [], 10)
     assert t.cli("queue", "flush").stdout == "0 messages started\n"
+    assert t.cli("queue", "etrn").stdout.startswith("queue run started")
 
 
 def test_flush_progress_lines(deferring):
@@ -313,6 +314,59 @@ def test_bounce_returns_a_report(deferring):
     fails(t.cli("queue", "bounce", m["qid"], check=False), 1, "no message")
 
 
+class Slow:
+    """A sink whose DATA takes `seconds`, then answers 451: a delivery
+    attempt that is under way when the admin acts."""
+
+    def __init__(self, seconds=3):
+        self.in_data = 0
+
+        def data(envelope, n):
+            self.in_data += 1
+            time.sleep(seconds)
+            return "451 4.3.0 slow server"
+        self.handler = Handler(data=data)
+
+
+@pytest.fixture
+def slow(tegami_new, net):  # noqa: F811
+    dns = start_dns(net, MX_REMOTE)
+    sink = Slow()
+    start_sink(net, "127.0.0.2", handler=sink.handler)
+    t = start_tegami(tegami_new, net, dns, **{"queue.retry1_count": "99",
+                                              "queue.retry1_interval": "3600"})
+    return t, sink
+
+
+def test_delete_during_a_delivery_attempt(slow):
+    t, sink = slow
+    submit(t, [BOB])
+    assert wait_for(lambda: sink.in_data == 1, 10)
+    (m,) = queue_json(t)
+    assert t.cli("queue", "delete", m["qid"]).stdout == "deleted %s\n" % m["qid"]
+    fails(t.cli("queue", "delete", m["qid"], check=False), 1, "no message")
+    assert wait_for(lambda: queue_files(t) == [], 10), t.log()[-2000:]
+    time.sleep(0.5)
+    assert "queue_record_failed" not in t.log()
+    assert t.messages(ALICE) == {}
+
+
+def test_bounce_during_a_delivery_attempt(slow):
+    """A recipient whose attempt is under way is bounced too, once the
+    attempt has ended: one report for the whole message."""
+    t, sink = slow
+    submit(t, [BOB, "carol@remote.test"])
+    assert wait_for(lambda: sink.in_data == 1, 10)
+    (m,) = queue_json(t)
+    assert t.cli("queue", "bounce", m["qid"]).stdout == "bounced %s\n" % m["qid"]
+    (rep,) = reports(t, timeout=15)
+    groups = status_groups(rep)
+    assert sorted(g["final-recipient"].split(";")[1].strip() for g in groups) == \
+        ["bob@remote.test", "carol@remote.test"]
+    assert all(g["action"] == "failed" for g in groups)
+    assert wait_for(lambda: queue_files(t) == [], 10), t.cli("queue", "list").stdout
+
+
 # --- tegamid stopped ------------------------------------------------------------------
 
 def test_offline_hold_delete_and_domain_hold(deferring):
@@ -333,6 +387,7 @@ def test_offline_hold_delete_and_domain_hold(deferring):
     fails(t.cli("queue", "flush", check=False), 1, "tegamid is not running")
     fails(t.cli("queue", "flush", "--domain", "remote.test", check=False), 1, "not running")
     fails(t.cli("queue", "bounce", three, check=False), 1, "tegamid is not running")
+    fails(t.cli("queue", "etrn", check=False), 1, "tegamid is not running")
     r = t.cli("queue", "hold", "--domain", "other.test")
     assert r.stdout == "mail for other.test held (tegamid is not running)\n"
     msgs = {m["qid"]: m for m in queue_json(t)}
@@ -446,6 +501,7 @@ BAD_USAGE = [
     (("queue", "flush", "now"), "usage: tegami queue flush [--domain DOMAIN]"),
     (("queue", "flush", "--domain"), "usage"),
     (("queue", "flush", "--domain", "x y"), "not a valid domain"),
+    (("queue", "etrn", "now"), "usage: tegami queue etrn"),
     (("queue", "delete"), "usage: tegami queue delete QID"),
     (("queue", "delete", "*"), "not a queue id"),
     (("queue", "bounce", "0" * 20, "0" * 20), "usage: tegami queue bounce QID"),
@@ -510,18 +566,17 @@ def test_failures_exit_1(tegami_new):
     fails(t.cli("queue", "hold", qid, check=False), 1, "old-format")
 
 
+COMMANDS = ("queue list", "queue show", "queue hold", "queue release", "queue flush",
+            "queue etrn", "queue delete", "queue bounce", "route add", "route del", "route list",
+            "hosts add", "hosts del", "hosts list", "source set", "source del", "source list")
+
+
 def test_help_lists_the_commands(tegami_new):
     out = tegami_new.cli("--help").stdout
-    for cmd in ("queue list", "queue show", "queue hold", "queue release", "queue flush",
-                "queue delete", "queue bounce", "route add", "route del", "route list",
-                "hosts add", "hosts del", "hosts list", "source set", "source del",
-                "source list"):
+    for cmd in COMMANDS:
         assert "tegami %s " % cmd in out, cmd
     man = (os.path.join(os.path.dirname(__file__), "..", "..", "docs", "man", "tegami.8"))
     text = open(man).read()
-    for cmd in ("queue list", "queue show", "queue hold", "queue release", "queue flush",
-                "queue delete", "queue bounce", "route add", "route del", "route list",
-                "hosts add", "hosts del", "hosts list", "source set", "source del",
-                "source list"):
+    for cmd in COMMANDS:
         assert '.BI "%s' % cmd in text or '.B %s' % cmd in text or \
             '.BR "%s' % cmd in text, cmd
