@@ -34,6 +34,7 @@ struct qmsg {
 	time_t report_backoff;       /* a report could not be written: not before this */
 	bool removing;
 	bool deleted;                /* by the admin: outcomes in flight are ignored */
+	bool bounce_due;             /* bounced by the admin with recipients in flight */
 	struct qmsg *hnext;          /* hash chain */
 	struct qmsg *prev, *next;    /* every message */
 };

@@ -415,6 +415,37 @@ qmsg_settle(struct qmsg *m)
 	evtimer_add(m->timer, &tv);
 }
 
+/* Fails (550, by the admin) every recipient neither final nor in flight;
+ * those in flight are failed when their attempt has ended (bounce_due,
+ * in qmsg_after). Returns the recipients failed now. */
+static size_t
+qmsg_bounce(struct qmsg *m)
+{
+	struct rcpt_outcome *o = xcalloc(m->env->nrcpt, sizeof(*o));
+	size_t n = 0;
+
+	for (size_t i = 0; i < m->env->nrcpt; i++) {
+		const struct envelope_rcpt *r = &m->env->rcpts[i];
+		if (r->state == RCPT_DELIVERED || r->state == RCPT_FAILED)
+			continue;
+		if (m->busy[i]) {
+			m->bounce_due = true;
+			continue;
+		}
+		m->busy[i] = true;
+		m->inflight++;
+		o[n].idx = i;
+		o[n].code = 550;
+		str_copy(o[n].reply, "5.0.0 returned to the sender by the mail administrator",
+		    sizeof(o[n].reply));
+		n++;
+	}
+	if (n > 0)
+		queue_rcpt_record(m, o, n);
+	free(o);
+	return n;
+}
+
 /* Nothing in flight any more: reports owed, then settle. */
 static void
 qmsg_after(struct qmsg *m)
@@ -425,6 +456,11 @@ qmsg_after(struct qmsg *m)
 		if (m->deleted)
 			qmsg_remove(m);
 		return;
+	}
+	if (m->bounce_due) {
+		m->bounce_due = false;
+		if (qmsg_bounce(m) > 0)
+			return; /* its records come back here */
 	}
 	if (queue_report_start(m))
 		return; /* queue_report_done() settles */
@@ -981,32 +1017,16 @@ int
 queue_runner_bounce(struct queue_runner *q, const char *qid)
 {
 	struct qmsg *m = queue_find(q, qid);
-	struct rcpt_outcome *o;
-	size_t n = 0;
 
 	if (m == NULL || m->removing)
 		return -1;
-	o = xcalloc(m->env->nrcpt, sizeof(*o));
-	for (size_t i = 0; i < m->env->nrcpt; i++) {
-		const struct envelope_rcpt *r = &m->env->rcpts[i];
-		if (m->busy[i] || r->state == RCPT_DELIVERED || r->state == RCPT_FAILED)
-			continue;
-		m->busy[i] = true;
-		m->inflight++;
-		o[n].idx = i;
-		o[n].code = 550;
-		str_copy(o[n].reply, "5.0.0 returned to the sender by the mail administrator",
-		    sizeof(o[n].reply));
-		n++;
-	}
-	log_info("event=bounced qid=%s rcpts=%zu by=admin", qid, n);
+	size_t n = qmsg_bounce(m);
+	log_info("event=bounced qid=%s rcpts=%zu%s by=admin", qid, n,
+	    m->bounce_due ? " more=in_flight" : "");
 	if (m->timer != NULL)
 		evtimer_del(m->timer);
-	if (n > 0)
-		queue_rcpt_record(m, o, n);
-	else
+	if (n == 0)
 		qmsg_after(m);
-	free(o);
 	return 0;
 }
 
