@@ -1,11 +1,11 @@
-/* tegami queue list|show|hold|release|flush|etrn|delete|bounce (MISSION O4,
- * O5, the seed's HLDDSTQ). list and show read the queue files themselves, so they
- * work while tegamid is stopped. The others talk to the running daemon over
- * its control socket (tegamid_ctl.h), so a change reaches it at once; with
- * tegamid stopped, hold and release of one message append the hold record
- * to its queue file, delete removes the file, a destination domain is held
- * or released in the queue_holds table only, and flush, etrn and bounce
- * fail. */
+/* tegami queue list|show|hold|release|flush|etrn|delete|bounce (MISSION
+ * O4, O5; the seed's HLDDSTQ). list and show read the queue files
+ * themselves, so they work while tegamid is stopped. The others talk to the
+ * running daemon over its control socket (tegamid_ctl.h), so a change
+ * reaches it at once; with tegamid stopped, hold and release of one message
+ * append the hold record to its queue file, delete removes the file, a
+ * destination domain is held or released in the queue_holds table only,
+ * and flush, etrn and bounce fail. */
 #include <dirent.h>
 #include <errno.h>
 #include <event2/buffer.h>
