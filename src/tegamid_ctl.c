@@ -100,7 +100,8 @@ ctl_request(struct ctl_session *s, char *line)
 	if (strcmp(verb, "flush") == 0) {
 		if (arg != NULL && domain_arg(s, arg) < 0)
 			return;
-		reply(s, "ok %zu messages started", queue_runner_flush(q, arg, progress, s));
+		size_t started = queue_runner_flush(q, arg, progress, s);
+		reply(s, "ok %zu message%s started", started, started == 1 ? "" : "s");
 	} else if (strcmp(verb, "etrn") == 0) {
 		queue_runner_run_schedule(q);
 		reply(s, "ok queue run started, ETRN sent where etrn.remote is set");
@@ -116,8 +117,8 @@ ctl_request(struct ctl_session *s, char *line)
 		bool hold = strcmp(verb, "hold-domain") == 0;
 		if (domain_arg(s, arg) < 0)
 			return;
-		reply(s, "ok %zu messages %s", queue_runner_domain_held(q, arg, hold),
-		    hold ? "held" : "released");
+		size_t held = queue_runner_domain_held(q, arg, hold);
+		reply(s, "ok %zu message%s %s", held, held == 1 ? "" : "s", hold ? "held" : "released");
 	} else if (strcmp(verb, "delete") == 0 || strcmp(verb, "bounce") == 0) {
 		bool del = strcmp(verb, "delete") == 0;
 		if (qid_arg(s, arg) < 0)

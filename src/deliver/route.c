@@ -31,7 +31,7 @@ struct route_host {
 	struct route_req *req;
 	struct dns_query *q;
 	enum dns_status st;
-	struct dns_ip ips[8];
+	struct dns_ip ips[ROUTING_HOSTS_MAX];
 	size_t nips;
 };
 

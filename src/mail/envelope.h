@@ -55,7 +55,7 @@ struct envelope {
 	char qid[ENVELOPE_QID_LEN + 1];
 	time_t arrival;
 	char *sender;            /* reverse-path without brackets, "" for <> */
-	char *envid;             /* DSN ENVID (decoded), or NULL */
+	char *envid;             /* DSN ENVID as received (xtext), or NULL */
 	int ret;                 /* enum dsn_ret */
 	enum envelope_kind kind;
 	bool hold;               /* held by the admin (O5) */

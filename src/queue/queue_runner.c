@@ -781,6 +781,11 @@ recover_work(void *arg)
 	char path[4200];
 
 	for (size_t i = 0; i < b->n; i++) {
+		/* Files of an earlier release get the format records append to. */
+		if (spool_upgrade(b->q->queue_dir, b->qids[i]) < 0) {
+			b->errors[i] = "cannot upgrade a version 1 queue file";
+			continue;
+		}
 		spool_path(b->q->queue_dir, b->qids[i], path, sizeof(path));
 		b->envs[i] = spool_load(path, false, &b->offsets[i], &b->errors[i]);
 	}

@@ -514,6 +514,49 @@ out:
 }
 
 int
+spool_upgrade(const char *queue_dir, const char *qid)
+{
+	char path[4096], tmp[4200], magic[SPOOL_MAGIC_LEN];
+	const char *error;
+	uint64_t off;
+	int saved;
+
+	spool_path(queue_dir, qid, path, sizeof(path));
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, magic, sizeof(magic));
+	close(fd);
+	if (n != (ssize_t)sizeof(magic) || memcmp(magic, SPOOL_MAGIC1, sizeof(magic)) != 0)
+		return 0;
+	struct envelope *e = spool_load(path, true, &off, &error);
+	if (e == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	size_t headlen;
+	char *head = envelope_format(e, &headlen);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int rc = fd < 0 || fs_write_evbuffer(fd, head, headlen, e->body) < 0 || fsync(fd) < 0 ? -1 : 0;
+	saved = errno;
+	if (fd >= 0 && close(fd) < 0 && rc == 0) {
+		rc = -1;
+		saved = errno;
+	}
+	if (rc == 0 && (rename(tmp, path) < 0 || fs_fsync_dir(queue_dir) < 0)) {
+		rc = -1;
+		saved = errno;
+	}
+	if (rc < 0)
+		unlink(tmp);
+	free(head);
+	envelope_free(&e);
+	errno = saved;
+	return rc < 0 ? -1 : 1;
+}
+
+int
 spool_history(const char *path, spool_history_fn *fn, void *arg, const char **error_r)
 {
 	char *data;

@@ -12,7 +12,7 @@
  *   I QID             queue id
  *   T SECONDS         arrival time (also names the Maildir files)
  *   S SENDER          reverse-path without brackets, empty for <>
- *   E ENVID           DSN envelope id, xtext-decoded (optional)
+ *   E ENVID           DSN envelope id as received, xtext (optional)
  *   N FULL|HDRS       DSN RET (optional)
  *   K 1|2             a delivery report / a report about one (optional)
  *   M 1               the message has 8-bit octets (optional)
@@ -81,6 +81,12 @@ struct envelope *spool_load(const char *path, bool with_body, uint64_t *body_off
  * applied to a copy of the recipient. 0 or -1 with *error_r. */
 typedef void spool_history_fn(void *arg, size_t idx, const struct envelope_rcpt *r);
 int spool_history(const char *path, spool_history_fn *fn, void *arg, const char **error_r);
+
+/* Start-up, worker thread. A version 1 file (written by an earlier
+ * release) is rewritten as version 2 in place (temporary file, fsync,
+ * rename, fsync of the directory), so that state records can be appended
+ * to it. 1 rewritten, 0 nothing to do, -1/errno. */
+int spool_upgrade(const char *queue_dir, const char *qid);
 
 /* Start-up. Removes the .tmp files (never acknowledged) and calls fn for every
  * committed queue file name. Returns the number found, or -1/errno. */

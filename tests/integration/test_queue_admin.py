@@ -225,7 +225,7 @@ def test_domain_hold_and_release(deferring):
     submit(t, ["dave@other.test"])
     wait_deferred(t, 2)
     r = t.cli("queue", "hold", "--domain", "Remote.TEST")
-    assert r.stdout == "mail for remote.test held (1 messages held)\n"
+    assert r.stdout == "mail for remote.test held (1 message held)\n"
     time.sleep(0.5)
     # held past the next retry time: no attempt, and no busy loop either
     ticks = cpu_ticks(t.proc.pid)
@@ -242,7 +242,7 @@ def test_domain_hold_and_release(deferring):
           "not held: nothing.test")
     remote.accept = True
     r = t.cli("queue", "release", "--domain", "remote.test")
-    assert r.stdout == "mail for remote.test released (1 messages released)\n"
+    assert r.stdout == "mail for remote.test released (1 message released)\n"
     (got,) = remote.handler.wait(1, timeout=10)
     assert got.rcpt_tos == [BOB]
     assert "held domains" not in t.cli("queue", "list").stdout
@@ -258,11 +258,11 @@ def test_flush_sends_at_once(deferring_long):
     remote.accept = other.accept = True
     assert quiet_for(remote, 1.5)                # nothing due for an hour
     r = t.cli("queue", "flush", "--domain", "remote.test")
-    assert r.stdout == "1 messages started\n"
+    assert r.stdout == "1 message started\n"
     remote.handler.wait(1, timeout=5)
     assert other.handler.messages == []
     r = t.cli("queue", "flush")
-    assert r.stdout == "1 messages started\n"
+    assert r.stdout == "1 message started\n"
     other.handler.wait(1, timeout=5)
     assert wait_for(lambda: queue_files(t) == [], 10)
     assert t.cli("queue", "flush").stdout == "0 messages started\n"

@@ -606,6 +606,38 @@ test_version1_loads(void **state)
 	assert_int_equal(off, sizeof(v1) - 1 - strlen("Subject: x\n\nhi\n"));
 }
 
+/* A version 1 file is rewritten as version 2 before records are appended
+ * to it (in version 1 everything after the envelope is the message). */
+static void
+test_version1_upgraded(void **state)
+{
+	struct fixture *f = *state;
+	char path[4200], recs[SPOOL_RECORD_MAX];
+	const char *error = NULL;
+	uint64_t off;
+	static const char v1[] = "tegami-queue 1\nI 0000000000000000ABCE\nT 7\nS a@b.example\n"
+	    "R bob@example.test\tbob@example.test\n\nSubject: x\n\nhi\n";
+
+	path_of(f, "0000000000000000ABCE", path, sizeof(path));
+	test_write_file(path, v1, sizeof(v1) - 1);
+	assert_int_equal(spool_upgrade(f->dir, "0000000000000000ABCE"), 1);
+	assert_int_equal(spool_upgrade(f->dir, "0000000000000000ABCE"), 0);
+	struct envelope *l = f->msgs[0] = spool_load(path, true, &off, &error);
+	if (l == NULL)
+		fail_msg("spool_load: %s", error);
+	l->rcpts[0].state = RCPT_DEFERRED;
+	l->rcpts[0].attempts = 1;
+	size_t n = spool_record_rcpt(l, 0, recs, sizeof(recs));
+	assert_int_equal(spool_append(f->dir, l->qid, recs, n), 0);
+	struct envelope *r = f->msgs[1] = spool_load(path, true, &off, &error);
+	if (r == NULL)
+		fail_msg("spool_load: %s", error);
+	assert_int_equal(r->rcpts[0].state, RCPT_DEFERRED);
+	assert_int_equal(evbuffer_get_length(r->body), strlen("Subject: x\n\nhi\n"));
+	assert_memory_equal(evbuffer_pullup(r->body, -1), "Subject: x\n\nhi\n", 15);
+	assert_int_equal(test_dir_count(f->dir, NULL, 0), 1);  /* no .tmp left */
+}
+
 int
 main(void)
 {
@@ -626,6 +658,7 @@ main(void)
 		T(test_records_applied),
 		T(test_torn_record_ignored),
 		T(test_version1_loads),
+		T(test_version1_upgraded),
 	};
 #undef T
 
