@@ -23,6 +23,8 @@ import time
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as AioSMTP
 
+from conftest import _handed_out  # ports given to daemons of this run, bound or not
+
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 
 
@@ -31,11 +33,14 @@ def free_udp_tcp_port(ip="127.0.0.1"):
     import random
     for _ in range(500):
         port = random.randrange(20000, 32000)
+        if port in _handed_out:
+            continue
         try:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, \
                     socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
                 u.bind((ip, port))
                 t.bind((ip, port))
+            _handed_out.add(port)
             return port
         except OSError:
             continue
@@ -58,7 +63,8 @@ def common_port(ips):
     import random
     for _ in range(500):
         port = random.randrange(20000, 32000)
-        if port_free_on(ips, port):
+        if port not in _handed_out and port_free_on(ips, port):
+            _handed_out.add(port)
             return port
     raise RuntimeError("no common free port")
 
