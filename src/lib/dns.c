@@ -7,6 +7,7 @@
 #include <arpa/nameser.h>
 #include <event2/event.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,7 +15,7 @@
 #include "lib/strutil.h"
 #include "lib/xmalloc.h"
 
-enum dns_type { DNS_Q_MX, DNS_Q_IP, DNS_Q_TXT };
+enum dns_type { DNS_Q_MX, DNS_Q_IP, DNS_Q_TXT, DNS_Q_A };
 
 struct dns_channel;
 
@@ -44,6 +45,7 @@ struct dns_query {
 		dns_mx_fn *mx;
 		dns_ip_fn *ip;
 		dns_txt_fn *txt;
+		dns_a_fn *a;
 	} fn;
 	void *arg;
 	bool cancelled;
@@ -324,6 +326,7 @@ deferred_cb(evutil_socket_t fd, short what, void *arg)
 		case DNS_Q_MX: q->fn.mx(q->arg, q->sync_status, NULL, 0); break;
 		case DNS_Q_IP: q->fn.ip(q->arg, q->sync_status, NULL, 0); break;
 		case DNS_Q_TXT: q->fn.txt(q->arg, q->sync_status, NULL, 0); break;
+		case DNS_Q_A: q->fn.a(q->arg, q->sync_status, NULL, 0, DNS_TTL_UNKNOWN); break;
 		}
 	}
 	query_done(q);
@@ -460,6 +463,115 @@ txt_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 	for (size_t i = 0; i < n; i++)
 		free(texts[i]);
 	query_done(q);
+}
+
+/* The octets a (possibly compressed) name at p takes in the message, or 0
+ * when it runs past end. */
+static size_t
+wire_name_len(const unsigned char *p, const unsigned char *end)
+{
+	const unsigned char *s = p;
+
+	while (p < end) {
+		if (*p == 0)
+			return (size_t)(p + 1 - s);
+		if ((*p & 0xc0) == 0xc0)
+			return p + 2 <= end ? (size_t)(p + 2 - s) : 0;
+		p += 1 + *p;
+	}
+	return 0;
+}
+
+static uint32_t
+wire_u32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* RFC 2308 §5: a negative answer may be kept for the smaller of the TTL
+ * of the SOA in its authority section and that SOA's MINIMUM field. The
+ * SOA's rdata ends with that field, so its two names need no parsing. */
+static unsigned
+negative_ttl(const unsigned char *abuf, int alen)
+{
+	const unsigned char *p = abuf + 12, *end = abuf + (alen > 0 ? alen : 0);
+
+	if (alen < 12)
+		return DNS_TTL_UNKNOWN;
+	unsigned qd = (unsigned)(abuf[4] << 8 | abuf[5]);
+	unsigned an = (unsigned)(abuf[6] << 8 | abuf[7]);
+	unsigned ns = (unsigned)(abuf[8] << 8 | abuf[9]);
+	for (unsigned i = 0; i < qd; i++) {
+		size_t n = wire_name_len(p, end);
+		if (n == 0 || p + n + 4 > end)
+			return DNS_TTL_UNKNOWN;
+		p += n + 4;
+	}
+	for (unsigned i = 0; i < an + ns; i++) {
+		size_t n = wire_name_len(p, end);
+		if (n == 0 || p + n + 10 > end)
+			return DNS_TTL_UNKNOWN;
+		const unsigned char *rr = p + n;
+		unsigned type = (unsigned)(rr[0] << 8 | rr[1]);
+		size_t rdlen = (size_t)(rr[8] << 8 | rr[9]);
+		if (rr + 10 + rdlen > end)
+			return DNS_TTL_UNKNOWN;
+		if (i >= an && type == ns_t_soa && rdlen >= 20) {
+			uint32_t ttl = wire_u32(rr + 4), minimum = wire_u32(rr + 10 + rdlen - 4);
+			ttl = ttl < minimum ? ttl : minimum;
+			return ttl < 0x7fffffffu ? (unsigned)ttl : 0x7fffffffu;
+		}
+		p = rr + 10 + rdlen;
+	}
+	return DNS_TTL_UNKNOWN;
+}
+
+static void
+a_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct dns_query *q = arg;
+	struct dns_ip ips[DNS_ANSWERS_MAX];
+	struct ares_addrttl ttls[DNS_ANSWERS_MAX];
+	int nttls = DNS_ANSWERS_MAX;
+	size_t n = 0;
+	unsigned ttl = DNS_TTL_UNKNOWN;
+	enum dns_status st = status_map(status);
+
+	if (query_sync(q, status))
+		return;
+	if (!q->cancelled && st == DNS_OK) {
+		if (ares_parse_a_reply(abuf, alen, NULL, ttls, &nttls) == ARES_SUCCESS) {
+			for (int i = 0; i < nttls; i++) {
+				if (inet_ntop(AF_INET, &ttls[i].ipaddr, ips[n].ip, sizeof(ips[n].ip)) == NULL)
+					continue;
+				ips[n].family = AF_INET;
+				unsigned t = ttls[i].ttl > 0 ? (unsigned)ttls[i].ttl : 0;
+				ttl = n == 0 || t < ttl ? t : ttl;
+				n++;
+			}
+		}
+		if (n == 0) {
+			st = DNS_NODATA;
+			ttl = negative_ttl(abuf, alen);
+		}
+	} else if (!q->cancelled && (st == DNS_NXDOMAIN || st == DNS_NODATA) && abuf != NULL) {
+		ttl = negative_ttl(abuf, alen);
+	}
+	if (!q->cancelled)
+		q->fn.a(q->arg, st, ips, n, ttl);
+	query_done(q);
+}
+
+struct dns_query *
+dns_a(struct dns *d, const char *name, dns_a_fn *fn, void *arg)
+{
+	struct dns_query *q = query_new(d, DNS_Q_A, arg);
+	struct dns_channel *c = q->c;
+
+	q->fn.a = fn;
+	q->starting = true;
+	ares_query(c->ch, name, ns_c_in, ns_t_a, a_cb, q);
+	return query_started(q);
 }
 
 struct dns_query *

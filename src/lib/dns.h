@@ -44,8 +44,19 @@ struct dns_ip {
 
 typedef void dns_mx_fn(void *arg, enum dns_status st, const struct dns_mx *mx, size_t n);
 typedef void dns_ip_fn(void *arg, enum dns_status st, const struct dns_ip *ips, size_t n);
-/* texts: each TXT record's strings joined, NUL-terminated; ttl in seconds. */
+/* texts: each TXT record's strings joined, NUL-terminated. */
 typedef void dns_txt_fn(void *arg, enum dns_status st, const char *const *texts, size_t n);
+
+/* dns_a() does not know how long an answer may be kept. */
+#define DNS_TTL_UNKNOWN 0xffffffffu
+
+/* ips: the IPv4 addresses of the A records. ttl: how long the answer may be
+ * cached, in seconds: for DNS_OK the smallest TTL of the A records; for
+ * DNS_NXDOMAIN and DNS_NODATA the negative-caching time of RFC 2308 §5 (the
+ * SOA of the authority section: the smaller of its TTL and its MINIMUM);
+ * DNS_TTL_UNKNOWN when the answer does not say (no SOA, or a failure). */
+typedef void dns_a_fn(void *arg, enum dns_status st, const struct dns_ip *ips, size_t n,
+    unsigned ttl);
 
 /* A resolver on base. NULL with *error_r when c-ares cannot start or the
  * server list is bad. */
@@ -61,6 +72,9 @@ void dns_destroy(struct dns **dp);
 struct dns_query *dns_mx(struct dns *d, const char *name, dns_mx_fn *fn, void *arg);
 /* A and AAAA records of name (at most DNS_ANSWERS_MAX). */
 struct dns_query *dns_ip(struct dns *d, const char *name, dns_ip_fn *fn, void *arg);
+/* A records of name only (no AAAA, no search list), with the TTL that
+ * tells how long the answer holds (DNSBL look-ups, RFC 5782 §2.1). */
+struct dns_query *dns_a(struct dns *d, const char *name, dns_a_fn *fn, void *arg);
 /* TXT records of name. */
 struct dns_query *dns_txt(struct dns *d, const char *name, dns_txt_fn *fn, void *arg);
 
