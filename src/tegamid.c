@@ -21,15 +21,18 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "auth/poplog.h"
 #include "auth/screen.h"
 #include "conf/datadir.h"
 #include "conf/directory.h"
+#include "conf/relaylists.h"
 #include "conf/routing.h"
 #include "conf/settings.h"
 #include "deliver/route.h"
 #include "lib/conn.h"
 #include "lib/db.h"
 #include "lib/dns.h"
+#include "lib/dnsbl.h"
 #include "lib/fsutil.h"
 #include "lib/log.h"
 #include "lib/privdrop.h"
@@ -57,10 +60,12 @@ struct daemon {
 	struct directory *dir;
 	struct routing *routing;
 	struct dns *dns;
+	struct dnsbl *dnsbl;
 	struct router *router;
 	struct queue_runner *queue;
 	struct auth_service *auth;
 	struct screen *screen;
+	struct poplog *poplog;     /* the POP-before-SMTP record on disk (R1, P3) */
 	struct smtp_server *smtp;
 	struct pop3_server *pop3;
 	struct ctl_server *ctl;
@@ -291,6 +296,27 @@ dns_settings(const struct config *cfg, struct dns_settings *ds)
 	ds->tries = (unsigned)cfg->dns_tries;
 }
 
+/* The relay-control lists (R1, R2) from the database; on an error the
+ * lists in force stay. */
+static void
+relay_lists_apply(struct daemon *d)
+{
+	char *error = NULL;
+	struct relay_lists *rl = relay_lists_load(d->db, &error);
+	size_t domains, networks, refused;
+
+	if (rl == NULL) {
+		log_error("event=relay_lists_failed error=\"%s\" kept=previous", error);
+		free(error);
+		return;
+	}
+	relay_lists_counts(rl, &domains, &networks, &refused);
+	log_info("event=relay_lists mode=%s near_domains=%zu relay_networks=%zu refused=%zu "
+	    "dnsbl_zones=\"%s\"", d->cfg.smtp_relay_mode, domains, networks, refused,
+	    d->cfg.smtp_dnsbl_zones);
+	smtp_server_set_relay_lists(d->smtp, rl);
+}
+
 static bool
 listen_changed(const struct config *a, const struct config *b)
 {
@@ -339,6 +365,7 @@ reload(struct daemon *d, const char *why)
 		memcpy(d->cfg.tls_ciphers, old.tls_ciphers, sizeof(old.tls_ciphers));
 	}
 	screen_reload(d->screen);
+	relay_lists_apply(d);
 	if (strcmp(old.relay_tls_min_protocol, d->cfg.relay_tls_min_protocol) != 0 ||
 	    strcmp(old.relay_tls_ca_file, d->cfg.relay_tls_ca_file) != 0)
 		client_tls_apply(d);
@@ -411,6 +438,11 @@ daemon_open(struct daemon *d)
 	}
 	d->data_version = db_data_version(d->db);
 	apply_log_level(&d->cfg);
+	d->poplog = poplog_open(d->data_dir, &error);
+	if (d->poplog == NULL) {
+		fprintf(stderr, "tegamid: %s\n", error);
+		exit(1);
+	}
 	datadir_path(d->data_dir, "queue", d->queue_dir, sizeof(d->queue_dir));
 	datadir_path(d->data_dir, "mail", d->mail_root, sizeof(d->mail_root));
 	datadir_path(d->data_dir, "tegamid.pid", d->pid_path, sizeof(d->pid_path));
@@ -446,6 +478,33 @@ become_owner(struct daemon *d)
 }
 
 static void
+pop_record_load(void *arg, const char *ip, time_t at)
+{
+	screen_pop_login(arg, ip, at);
+}
+
+static void
+pop_record_note(void *arg, const char *ip, time_t at)
+{
+	poplog_note(arg, ip, at);
+}
+
+/* R1, P3: the POP logins of before the restart, back into the screen; new
+ * ones go to disk from now on. */
+static void
+pop_record_restore(struct daemon *d)
+{
+	int n = poplog_load(d->poplog, pop_record_load, d->screen);
+
+	if (n < 0)
+		log_error("event=poplog_load_failed note=\"POP-before-SMTP starts empty\"");
+	else if (n > 0)
+		log_info("event=poplog_loaded logins=%d", n);
+	poplog_start(d->poplog, d->base, d->workers);
+	screen_set_pop_hook(d->screen, pop_record_note, d->poplog);
+}
+
+static void
 daemon_start(struct daemon *d)
 {
 	const char *lerr = NULL;
@@ -474,12 +533,15 @@ daemon_start(struct daemon *d)
 	client_tls_apply(d);
 	d->auth = auth_service_create(d->base, d->workers, d->dir, &d->cfg);
 	d->screen = screen_create(d->db);
+	pop_record_restore(d);
+	d->dnsbl = dnsbl_create(d->base, d->dns);
 	struct smtp_server_deps deps = {
 		.base = d->base, .cfg = &d->cfg, .dir = d->dir, .workers = d->workers,
-		.queue = d->queue, .auth = d->auth, .screen = d->screen,
+		.queue = d->queue, .auth = d->auth, .screen = d->screen, .dnsbl = d->dnsbl,
 		.data_dir = d->data_dir,
 	};
 	d->smtp = smtp_server_create(&deps);
+	relay_lists_apply(d);
 	struct pop3_server_deps pdeps = {
 		.base = d->base, .cfg = &d->cfg, .dir = d->dir, .workers = d->workers,
 		.auth = d->auth, .screen = d->screen, .mail_root = d->mail_root,
@@ -534,9 +596,12 @@ daemon_stop(struct daemon *d)
 {
 	ctl_server_destroy(&d->ctl);
 	smtp_server_destroy(&d->smtp);
+	dnsbl_destroy(&d->dnsbl);
 	pop3_server_destroy(&d->pop3);
 	queue_runner_stop(d->queue);
 	workers_destroy(&d->workers); /* finishes every write that was started */
+	screen_set_pop_hook(d->screen, NULL, NULL);
+	poplog_close(&d->poplog);     /* what the last second's logins left */
 	queue_runner_destroy(&d->queue);
 	router_destroy(&d->router);
 	dns_destroy(&d->dns);

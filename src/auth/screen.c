@@ -52,6 +52,8 @@ struct screen {
 	size_t nbuckets;             /* a power of two */
 	size_t n;                    /* entries */
 	struct tier_list lists[TIERS];
+	void (*pop_hook)(void *arg, const char *ip, time_t at);
+	void *pop_hook_arg;
 };
 
 static size_t
@@ -365,8 +367,19 @@ screen_pop_login(struct screen *sc, const char *ip, time_t now)
 {
 	struct entry *e = entry_get(sc, ip, now);
 
-	e->pop_login = now;
+	if (now > e->pop_login)
+		e->pop_login = now;
 	entry_touch(sc, e, now);
+	if (sc->pop_hook != NULL)
+		sc->pop_hook(sc->pop_hook_arg, ip, now);
+}
+
+void
+screen_set_pop_hook(struct screen *sc, void (*fn)(void *arg, const char *ip, time_t at),
+    void *arg)
+{
+	sc->pop_hook = fn;
+	sc->pop_hook_arg = arg;
 }
 
 time_t

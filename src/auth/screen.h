@@ -65,8 +65,13 @@ int screen_login_failed(struct screen *sc, const struct config *cfg, const char 
 void screen_ban(struct screen *sc, const char *ip, time_t now, uint64_t seconds,
     const char *reason);
 
-/* MISSION P3: a successful POP3 login from ip at now (for POP-before-SMTP). */
+/* MISSION P3: a successful POP3 login from ip at now (for POP-before-SMTP).
+ * Passed on to the hook, when one is set. */
 void screen_pop_login(struct screen *sc, const char *ip, time_t now);
+/* Every login screen_pop_login() records from now on is also handed to
+ * fn(arg, ip, at) (auth/poplog: the record on disk). */
+void screen_set_pop_hook(struct screen *sc, void (*fn)(void *arg, const char *ip, time_t at),
+    void *arg);
 /* The time of ip's last POP3 login, 0 if none is known (or it is older than
  * SCREEN_POP_KEEP). */
 time_t screen_pop_last(struct screen *sc, const char *ip);

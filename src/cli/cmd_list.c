@@ -1,7 +1,9 @@
 /* tegami list show|add|del: the policy lists of MISSION A5/A6: "trusted"
  * (IPs and CIDR ranges exempt from auth.require_local_ip), "exempt"
  * (addresses exempt from auth.match_return_path / auth.match_from_header),
- * "accept" (addresses auth.verify_mail_from=not_accept_list skips). */
+ * "accept" (addresses auth.verify_mail_from=not_accept_list skips); and
+ * those of relay control (R1, R2), which `tegami relay` and `tegami refuse`
+ * edit too: "relay-domains", "relay-networks", "refused". */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,12 +11,15 @@
 #include "cli/cli.h"
 #include "conf/directory.h"
 #include "lib/netaddr.h"
+#include "lib/strutil.h"
+#include "mail/addr.h"
 
 static int
 check_name(const char *name)
 {
 	if (!directory_list_name_valid(name))
-		return cli_error(CLI_USAGE, "unknown list '%s' (trusted, exempt or accept)", name);
+		return cli_error(CLI_USAGE, "unknown list '%s' (trusted, exempt, accept, "
+		    "relay-domains, relay-networks or refused)", name);
 	return CLI_OK;
 }
 
@@ -23,6 +28,13 @@ check_entry(const char *name, const char *entry, char *out, size_t size)
 {
 	if (directory_list_holds_addresses(name))
 		return cli_mailbox_arg(entry, out, size, false);
+	if (directory_list_holds_domains(name)) {
+		if (!addr_domain_valid(entry))
+			return cli_error(CLI_USAGE, "'%s' is not a domain name", entry);
+		snprintf(out, size, "%s", entry);
+		str_lower(out);
+		return CLI_OK;
+	}
 	if (!netaddr_cidr_valid(entry))
 		return cli_error(CLI_USAGE, "'%s' is not an IP address or CIDR range", entry);
 	snprintf(out, size, "%s", entry);

@@ -599,13 +599,20 @@ bool
 directory_list_name_valid(const char *name)
 {
 	return strcmp(name, "trusted") == 0 || strcmp(name, "exempt") == 0 ||
-	    strcmp(name, "accept") == 0;
+	    strcmp(name, "accept") == 0 || strcmp(name, "relay-domains") == 0 ||
+	    strcmp(name, "relay-networks") == 0 || strcmp(name, "refused") == 0;
 }
 
 bool
 directory_list_holds_addresses(const char *name)
 {
-	return strcmp(name, "trusted") != 0;
+	return strcmp(name, "exempt") == 0 || strcmp(name, "accept") == 0;
+}
+
+bool
+directory_list_holds_domains(const char *name)
+{
+	return strcmp(name, "relay-domains") == 0;
 }
 
 int

@@ -74,10 +74,16 @@ int directory_user_credentials(struct directory *dir, const char *address, char 
 
 /* --- policy lists (A5, A6): "trusted" (IPs / CIDR ranges exempt from the
  * local-IP rule), "exempt" (addresses exempt from the AUTH identity match
- * rules), "accept" (addresses the mail-from check skips) --- */
+ * rules), "accept" (addresses the mail-from check skips); relay control
+ * (R1, R2): "relay-domains" (the near-domains list: domains, each with its
+ * subdomains, that anyone may relay to in the modes that use it),
+ * "relay-networks" (the address relay list: IP / CIDR ranges that may
+ * relay), "refused" (IP / CIDR ranges refused at connect) --- */
 bool directory_list_name_valid(const char *name);
-/* True for address lists (exempt, accept); false for IP lists (trusted). */
+/* True for address lists (exempt, accept). */
 bool directory_list_holds_addresses(const char *name);
+/* True for domain lists (relay-domains); the others hold IP / CIDR ranges. */
+bool directory_list_holds_domains(const char *name);
 int directory_list_add(struct directory *dir, const char *name, const char *entry,
     char **error_r);
 int directory_list_del(struct directory *dir, const char *name, const char *entry,

@@ -95,6 +95,11 @@ struct config {
 	uint64_t smtp_junk_command_limit;
 	bool smtp_allow_bare_lf;
 	bool smtp_percent_routing;
+	char smtp_relay_mode[24];
+	uint64_t smtp_pop_before_smtp_minutes;
+	bool smtp_pop_overrides_refused;
+	char smtp_dnsbl_zones[CONFIG_STR_MAX];
+	uint64_t smtp_dnsbl_timeout;
 	uint64_t storage_min_free;
 	uint64_t queue_workers;
 	/* outbound (O1-O6, S2) */

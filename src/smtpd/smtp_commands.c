@@ -351,15 +351,6 @@ rcpt_accept_remote(struct smtp_session *s, const struct mail_addr *a, const char
 	smtp_session_reply(s, "250 2.1.5 Ok");
 }
 
-/* Until the relay-control rules (R1) land: authenticated senders, and the
- * clients of the submission and SMTPS listeners (which passed their
- * listener's policy to get here), may relay; everyone else may not. */
-static bool
-relay_allowed(struct smtp_session *s)
-{
-	return s->auth_user != NULL || s->kind != SMTP_LISTENER_MTA;
-}
-
 static void
 cmd_rcpt(struct smtp_session *s, char *args)
 {
@@ -390,6 +381,14 @@ cmd_rcpt(struct smtp_session *s, char *args)
 		return;
 	}
 	addr_format(&pa.addr, rcpt, sizeof(rcpt));
+	struct mail_addr dest;
+	if (smtp_relay_rcpt_refused(s, &pa.addr, rcpt))
+		return;
+	if (smtp_relay_destination(s, &pa.addr, &dest) < 0) {
+		smtp_session_error(s, "501 5.1.3 Bad recipient address syntax: not a domain "
+		    "after %%");
+		return;
+	}
 	enum dir_result where = directory_resolve(smtp_server_directory(s->srv), &pa.addr,
 	    cfg->smtp_percent_routing, targets);
 	if ((where == DIR_LOCAL || where == DIR_NOT_LOCAL) &&
@@ -400,13 +399,9 @@ cmd_rcpt(struct smtp_session *s, char *args)
 		rcpt_accept(s, targets, rcpt, &dsn);
 		return;
 	case DIR_NOT_LOCAL:
-		if (relay_allowed(s)) {
-			rcpt_accept_remote(s, &pa.addr, rcpt, &dsn);
-			return;
-		}
-		log_info("event=relay_denied session=%llx client=%s rcpt=<%s>",
-		    (unsigned long long)s->id, s->ip, rcpt);
-		smtp_session_error(s, "550 5.7.1 <%s>: Relay access denied", rcpt);
+		/* R1: the relay rules; refusals are logged (9V) and answered there. */
+		if (smtp_relay_allowed(s, &dest, rcpt))
+			rcpt_accept_remote(s, &dest, rcpt, &dsn);
 		return;
 	case DIR_UNKNOWN:
 		if (cfg->route_mailhub[0] != '\0') {

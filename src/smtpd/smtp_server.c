@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "conf/relaylists.h"
 #include "conf/settings.h"
 #include "auth/screen.h"
 #include "lib/conn.h"
@@ -50,6 +51,7 @@ struct smtp_server {
 	struct smtp_session **sessions; /* for shutdown */
 	size_t sessions_cap;
 	unsigned refusing;            /* implicit-TLS refusals in flight */
+	struct relay_lists *lists;    /* R1, R2: near domains, relay networks, refused */
 };
 
 /* Implicit-TLS refusals (a handshake each) at once; past it, a plain close. */
@@ -64,6 +66,15 @@ const char *smtp_server_data_dir(struct smtp_server *srv) { return srv->deps.dat
 struct ssl_ctx_st *smtp_server_tls(struct smtp_server *srv) { return srv->tls; }
 struct auth_service *smtp_server_auth(struct smtp_server *srv) { return srv->deps.auth; }
 struct screen *smtp_server_screen(struct smtp_server *srv) { return srv->deps.screen; }
+struct relay_lists *smtp_server_relay_lists(struct smtp_server *srv) { return srv->lists; }
+struct dnsbl *smtp_server_dnsbl(struct smtp_server *srv) { return srv->deps.dnsbl; }
+
+void
+smtp_server_set_relay_lists(struct smtp_server *srv, struct relay_lists *lists)
+{
+	relay_lists_destroy(&srv->lists);
+	srv->lists = lists;
+}
 
 const char *
 smtp_listener_name(enum smtp_listener_kind kind)
@@ -150,6 +161,14 @@ on_accept(void *arg, int kind_int, int fd, struct sockaddr *sa)
 	char ip[INET6_ADDRSTRLEN];
 
 	netaddr_ip(sa, ip, sizeof(ip));
+	bool pop_override;
+	if (smtp_relay_connect_refused(srv, ip, &pop_override)) {
+		char line[128];
+		snprintf(line, sizeof(line), "554 5.7.1 CONNECTION REFUSED %s "
+		    "(refused by the connection restrictions)", ip);
+		refuse_with(srv, kind, fd, line);
+		return;
+	}
 	if (srv->nsessions >= cfg->smtp_max_sessions) {
 		log_warn("event=refused client=%s reason=max_sessions", ip);
 		refuse(srv, kind, fd, "too many connections");
@@ -185,6 +204,7 @@ on_accept(void *arg, int kind_int, int fd, struct sockaddr *sa)
 	struct smtp_session *s = smtp_session_create(srv, fd, sa, ++srv->next_id, kind,
 	    srv->tls);
 	sessions_add(srv, s);
+	smtp_relay_start(s, pop_override); /* may free s */
 }
 
 struct smtp_server *
@@ -195,6 +215,7 @@ smtp_server_create(const struct smtp_server_deps *deps)
 	srv->deps = *deps;
 	srv->listeners = listener_set_create(deps->base, on_accept, srv);
 	srv->per_ip = ipcount_create();
+	srv->lists = relay_lists_empty();
 	return srv;
 }
 
@@ -274,6 +295,7 @@ smtp_server_destroy(struct smtp_server **srvp)
 	while (srv->nsessions > 0)
 		smtp_session_destroy(srv->sessions[srv->nsessions - 1]);
 	ipcount_destroy(&srv->per_ip);
+	relay_lists_destroy(&srv->lists);
 	free(srv->sessions);
 	free(srv);
 	*srvp = NULL;

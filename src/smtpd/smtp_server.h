@@ -12,6 +12,8 @@ struct workers;
 struct queue_runner;
 struct auth_service;
 struct screen;
+struct dnsbl;
+struct relay_lists;
 struct smtp_server;
 struct ssl_ctx_st;
 
@@ -35,6 +37,7 @@ struct smtp_server_deps {
 	struct queue_runner *queue;
 	struct auth_service *auth;
 	struct screen *screen;
+	struct dnsbl *dnsbl;        /* DNSBL look-ups at connect (R2); NULL: none */
 	const char *data_dir;
 };
 
@@ -57,6 +60,10 @@ void smtp_server_set_tls(struct smtp_server *srv, struct ssl_ctx_st *ctx);
 struct ssl_ctx_st *smtp_server_tls(struct smtp_server *srv);
 
 size_t smtp_server_sessions(const struct smtp_server *srv);
+
+/* The relay-control lists from now on (R1, R2; conf/relaylists.h): takes
+ * lists and frees the previous ones. Until the first call, all are empty. */
+void smtp_server_set_relay_lists(struct smtp_server *srv, struct relay_lists *lists);
 
 /* Closes the listeners and every session; in-flight spool writes finish and
  * their replies are dropped (the client was never acknowledged). */

@@ -10,6 +10,7 @@
 
 #include "conf/settings.h"
 #include "lib/conn.h"
+#include "lib/dnsbl.h"
 #include "lib/log.h"
 #include "lib/netaddr.h"
 #include "lib/xmalloc.h"
@@ -26,6 +27,9 @@ static const char *const state_names[] = {
 
 static void session_conn_cb(struct conn *c, enum conn_event ev, void *arg);
 static void session_flush(struct smtp_session *s);
+static void session_vreply(struct smtp_session *s, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+static void session_finish(struct smtp_session *s);
 
 /* The idle timeout (RFC 5321 §4.5.3.2) depends on the state; the total time
  * of one command line or one DATA is bounded too, so that a client sending a
@@ -63,7 +67,6 @@ smtp_session_create(struct smtp_server *srv, int fd, const struct sockaddr *sa, 
     enum smtp_listener_kind kind, struct ssl_ctx_st *ctx)
 {
 	struct smtp_session *s = xcalloc(1, sizeof(*s));
-	const struct config *cfg = smtp_server_config(srv);
 
 	s->srv = srv;
 	s->id = id;
@@ -77,9 +80,33 @@ smtp_session_create(struct smtp_server *srv, int fd, const struct sockaddr *sa, 
 	session_set_timeout(s);
 	log_info("event=connect session=%llx client=%s listener=%s", (unsigned long long)id, s->ip,
 	    smtp_listener_name(kind));
-	smtp_session_reply(s, "220 %s ESMTP tegami", cfg->server_hostname);
-	session_flush(s);
 	return s;
+}
+
+void
+smtp_session_greet(struct smtp_session *s)
+{
+	const struct config *cfg = smtp_server_config(s->srv);
+
+	s->greeted = true;
+	smtp_session_reply(s, "220 %s ESMTP tegami", cfg->server_hostname);
+	/* Anything the client sent before the greeting runs now, in order. */
+	smtp_session_input(s);
+}
+
+void
+smtp_session_refuse(struct smtp_session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	session_vreply(s, fmt, ap);
+	va_end(ap);
+	smtp_session_enter(s, SMTP_STATE_QUIT);
+	s->closing = true;
+	conn_stop_reading(s->conn);
+	session_flush(s);
+	session_finish(s);
 }
 
 void
@@ -129,6 +156,7 @@ smtp_session_destroy(struct smtp_session *s)
 {
 	log_info("event=disconnect session=%llx client=%s errors=%u",
 	    (unsigned long long)s->id, s->ip, s->errors);
+	dnsbl_check_cancel(&s->dnsbl);
 	smtp_server_session_closed(s->srv, s);
 	smtp_auth_cleanup(s);
 	envelope_free(&s->msg);
@@ -140,9 +168,6 @@ smtp_session_destroy(struct smtp_session *s)
 /* Replies are gathered by the conn and leave in one write per burst of
  * commands (session_flush): one TLS record, one segment, for a pipelined
  * group (RFC 2920). */
-static void session_vreply(struct smtp_session *s, const char *fmt, va_list ap)
-	__attribute__((format(printf, 2, 0)));
-
 static void
 session_vreply(struct smtp_session *s, const char *fmt, va_list ap)
 {
@@ -256,6 +281,13 @@ smtp_session_input(struct smtp_session *s)
 	char line[SMTP_AUTH_LINE_MAX + 1];
 	size_t len;
 
+	if (!s->greeted) {
+		/* Waiting for the DNSBLs: input stays buffered until the 220; a
+		 * client that left before it needs no answer. */
+		if (s->eof)
+			session_finish(s);
+		return;
+	}
 	while (!s->busy && !s->closing) {
 		/* The client does not read its replies: wait for
 		 * CONN_EV_WRITABLE before handling more. */

@@ -26,6 +26,9 @@ struct smtp_server;
 struct smtp_job;
 struct sasl_exchange;
 struct auth_request;
+struct dnsbl;
+struct dnsbl_check;
+struct relay_lists;
 
 #define SMTP_CMD_LINE_MAX 512   /* RFC 5321 §4.5.3.1.4, CRLF included */
 #define SMTP_MAIL_LINE_MAX 1012 /* RFC 4954 §5: MAIL may be 500 longer for AUTH= */
@@ -68,6 +71,8 @@ struct smtp_session {
 	bool closing;        /* free once the output is flushed */
 	bool eof;            /* the client closed its side: finish what it sent */
 	bool tls;            /* the connection is encrypted (SMTPS or after STARTTLS) */
+	bool greeted;        /* the 220 is out: commands are read (smtp_relay.c may hold it) */
+	struct dnsbl_check *dnsbl; /* the DNSBL look-ups the greeting waits for (R2) */
 	enum smtp_listener_kind kind;
 	unsigned errors;
 	unsigned junk;       /* commands that moved no mail since the last message (smtp_commands.c) */
@@ -95,6 +100,10 @@ struct queue_runner *smtp_server_queue(struct smtp_server *srv);
 const char *smtp_server_data_dir(struct smtp_server *srv);
 struct auth_service *smtp_server_auth(struct smtp_server *srv);
 struct screen *smtp_server_screen(struct smtp_server *srv);
+/* The relay-control lists now in force (R1, R2), and the DNSBL client
+ * (NULL in tests without DNS). */
+struct relay_lists *smtp_server_relay_lists(struct smtp_server *srv);
+struct dnsbl *smtp_server_dnsbl(struct smtp_server *srv);
 void smtp_server_session_closed(struct smtp_server *srv, struct smtp_session *s);
 /* Takes msg and writes it to the spool on a worker; calls
  * smtp_session_spooled() later on the loop thread unless the session went
@@ -103,10 +112,18 @@ void smtp_server_spool(struct smtp_server *srv, struct smtp_session *s, struct e
 
 /* --- smtp_session.c --- */
 /* Starts a session on an accepted socket; for the SMTPS listener the TLS
- * handshake comes first (ctx must then be non-NULL). */
+ * handshake comes first (ctx must then be non-NULL). Nothing is sent and
+ * nothing read until smtp_session_greet() or smtp_session_refuse(). */
 struct smtp_session *smtp_session_create(struct smtp_server *srv, int fd,
     const struct sockaddr *sa, uint64_t id, enum smtp_listener_kind kind,
     struct ssl_ctx_st *ctx);
+/* Sends the 220 greeting and starts reading commands (input that arrived
+ * before it is handled now). May free the session. */
+void smtp_session_greet(struct smtp_session *s);
+/* Sends one line in place of the greeting (a 554, RFC 5321 §3.1) and
+ * frees the session; the line still reaches the client. */
+void smtp_session_refuse(struct smtp_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 /* RFC 3207: replies 220, throws away anything the client sent after the
  * STARTTLS line (CVE-2011-0411), and starts the handshake; the session is
  * back in its post-greeting state and the client must EHLO again. */
@@ -153,6 +170,30 @@ void smtp_auth_cleanup(struct smtp_session *s);
 int smtp_policy_mail(struct smtp_session *s, const struct mail_addr *addr, const char *sender);
 int smtp_policy_rcpt(struct smtp_session *s, bool rcpt_local);
 int smtp_policy_data(struct smtp_session *s, struct envelope *msg);
+
+/* --- smtp_relay.c (MISSION R1-R4): relay control, connection restrictions --- */
+/* At accept, before a session exists: true when ip is on the refused list
+ * (logged, journal=9S; the caller answers 554 5.7.1). *override_r: the
+ * client is a POP-before-SMTP client that smtp.pop_overrides_refused lets
+ * past the connection restrictions (R3), DNSBLs included. */
+bool smtp_relay_connect_refused(struct smtp_server *srv, const char *ip, bool *override_r);
+/* Greets the new session, or first waits for the DNSBL answers (R2) and
+ * refuses it with 554 5.7.1 when a zone lists the client. override: skip
+ * the DNSBLs (R3). May free the session. */
+void smtp_relay_start(struct smtp_session *s, bool override);
+/* Before resolving a recipient: a route in its local part ("%", "!",
+ * quoted "@") from a client that may not relay everywhere is refused
+ * (550 5.7.1, journal=9V): true after that reply. */
+bool smtp_relay_rcpt_refused(struct smtp_session *s, const struct mail_addr *a,
+    const char *rcpt);
+/* Where a recipient goes: a itself, or with smtp.percent_routing and a
+ * local domain, user%host@domain as user@host. -1 when that host is not a
+ * domain. */
+int smtp_relay_destination(struct smtp_session *s, const struct mail_addr *a,
+    struct mail_addr *dest_r);
+/* R1: may this session relay to dest (not local)? When not, the refusal is
+ * logged (journal=9V) and answered 550 5.7.1, and false is returned. */
+bool smtp_relay_allowed(struct smtp_session *s, const struct mail_addr *dest, const char *rcpt);
 
 /* --- smtp_data.c --- */
 void smtp_data_begin(struct smtp_session *s);

@@ -636,11 +636,12 @@ def test_user_added_while_running(tegami):
 
 def test_percent_routing(tegami):
     """S4: with smtp.percent_routing off (default) alice%example.test@example.test
-    is an unknown user (550 5.1.1); turned on while running, it is delivered to alice."""
+    is a route in the local part, refused to a client that may not relay (550
+    5.7.1, R1); turned on while running, it is delivered to alice."""
     rcpt = "alice%example.test@example.test"
     c = ehlo(tegami)
     expect(c, "MAIL FROM:<a@example.org>", 250)
-    expect(c, "RCPT TO:<%s>" % rcpt, 550, "5.1.1")
+    expect(c, "RCPT TO:<%s>" % rcpt, 550, "5.7.1")
     c.close()
     tegami.set(**{"smtp.percent_routing": "yes"})
     assert poll_rcpt(tegami, rcpt, 250, timeout=5) == 250
