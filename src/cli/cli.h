@@ -119,6 +119,18 @@ int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_backup(struct cli *c, int argc, char **argv);
 int cmd_restore(struct cli *c, int argc, char **argv);
 int cmd_reload(struct cli *c, int argc, char **argv);
+/* cmd_relay.c: relay control and connection restrictions (R1-R3) */
+int cmd_relay_show(struct cli *c, int argc, char **argv);
+int cmd_relay_set(struct cli *c, int argc, char **argv);
+int cmd_relay_add(struct cli *c, int argc, char **argv);
+int cmd_relay_del(struct cli *c, int argc, char **argv);
+int cmd_refuse_add(struct cli *c, int argc, char **argv);
+int cmd_refuse_del(struct cli *c, int argc, char **argv);
+int cmd_refuse_list(struct cli *c, int argc, char **argv);
+int cmd_refuse_override(struct cli *c, int argc, char **argv);
+int cmd_dnsbl_add(struct cli *c, int argc, char **argv);
+int cmd_dnsbl_del(struct cli *c, int argc, char **argv);
+int cmd_dnsbl_list(struct cli *c, int argc, char **argv);
 
 /* cmd_queue.c (O5): list and show read the queue files; the others reach
  * the running daemon through the control socket, or change the files and
