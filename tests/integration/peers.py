@@ -329,3 +329,101 @@ class RawConn:
         self.send(greeting)
         self.line()
         self.send(ehlo)
+
+
+class TinyDns:
+    """A small DNS server over UDP on 127.0.0.1, written here so that an
+    answer can come late: records maps a lower-case name to a dict with "a"
+    (list of IPv4 addresses), "txt" (list of strings), "ttl", "delay" and
+    "txt_delay" (seconds before the answer to an A or a TXT query leaves;
+    other queries are answered meanwhile).
+    Other names get NXDOMAIN. Every query is counted in self.queries
+    {(name, type): n}."""
+
+    def __init__(self, records=None):
+        self.records = {k.lower(): v for k, v in (records or {}).items()}
+        self.queries = {}
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    @property
+    def server(self):
+        return "127.0.0.1:%d" % self.port
+
+    def count(self, name, qtype="A"):
+        with self.lock:
+            return self.queries.get((name.lower(), qtype), 0)
+
+    @staticmethod
+    def _parse(msg):
+        qid = msg[:2]
+        i, labels = 12, []
+        while msg[i] != 0:
+            n = msg[i]
+            labels.append(msg[i + 1:i + 1 + n].decode("ascii", "replace"))
+            i += 1 + n
+        qtype = int.from_bytes(msg[i + 1:i + 3], "big")
+        question = msg[12:i + 5]
+        return qid, ".".join(labels).lower(), qtype, question
+
+    def _answer(self, msg):
+        import struct
+        qid, name, qtype, question = self._parse(msg)
+        tname = {1: "A", 16: "TXT"}.get(qtype, str(qtype))
+        with self.lock:
+            self.queries[(name, tname)] = self.queries.get((name, tname), 0) + 1
+        rec = self.records.get(name)
+        flags = 0x8180 if rec is not None else 0x8183
+        rrs = b""
+        n = 0
+        if rec is not None:
+            ttl = rec.get("ttl", 60)
+            if qtype == 1:
+                for ip in rec.get("a", []):
+                    rrs += struct.pack("!HHHIH", 0xC00C, 1, 1, ttl, 4) + socket.inet_aton(ip)
+                    n += 1
+            elif qtype == 16:
+                for text in rec.get("txt", []):
+                    data = text.encode()
+                    rrs += struct.pack("!HHHIH", 0xC00C, 16, 1, ttl, len(data) + 1) + \
+                        bytes([len(data)]) + data
+                    n += 1
+        header = qid + struct.pack("!HHHHH", flags, 1, n, 0, 0)
+        return header + question + rrs, (rec or {}).get("txt_delay" if qtype == 16 else "delay", 0)
+
+    def _run(self):
+        import heapq
+        import select
+        later = []
+        seq = 0
+        while not self.stopping:
+            timeout = 0.05
+            if later:
+                timeout = max(0.0, min(timeout, later[0][0] - time.monotonic()))
+            r, _, _ = select.select([self.sock], [], [], timeout)
+            now = time.monotonic()
+            while later and later[0][0] <= now:
+                _, _, data, addr = heapq.heappop(later)
+                self.sock.sendto(data, addr)
+            if not r:
+                continue
+            try:
+                msg, addr = self.sock.recvfrom(4096)
+                data, delay = self._answer(msg)
+            except (OSError, IndexError, ValueError):
+                continue
+            if delay > 0:
+                seq += 1
+                heapq.heappush(later, (now + delay, seq, data, addr))
+            else:
+                self.sock.sendto(data, addr)
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(timeout=5)
+        self.sock.close()
