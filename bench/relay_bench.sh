@@ -120,8 +120,9 @@ sinks_stop() {
 }
 
 # ---- tegamid ------------------------------------------------------------------
-# Clients of the submission listener may relay (the rule until the relay-control
-# issue lands); submission.auth_anonymous=yes lets them send without AUTH, so
+# submission.auth_anonymous=yes lets clients send without AUTH, and the address
+# relay list holds 127.0.0.0/8 (`tegami relay add network`; the default relay
+# mode, address_list, lets those clients relay), as Postfix's mynetworks does:
 # both servers get the same plain-SMTP injection.  The routes go straight into
 # the data directory's routes table (`tegami route add` where the command
 # exists).
@@ -131,6 +132,7 @@ tegami_init() {
     "submission.auth_anonymous=yes" "smtp.listen=127.0.0.1:$TEGAMI_SMTP_PORT" \
     "smtps.listen=" "pop3.listen=" "pop3s.listen=" "storage.min_free=0" \
     "smtp.max_sessions_per_ip=1000" ${TEGAMI_SET:-} >/dev/null
+  "$TEGAMI" -D "$TDIR" relay add network 127.0.0.0/8 >/dev/null
   local d
   if "$TEGAMI" -D "$TDIR" route list >/dev/null 2>&1; then
     for d in $(domains); do "$TEGAMI" -D "$TDIR" route add "$d" "$(dest_ip "$d"):$SINK_PORT" >/dev/null; done
@@ -220,7 +222,8 @@ json.dump({
         " ".join(open("/proc/loadavg").read().split()[:3]), e["FS"]),
     "mode": "%s: %s run(s) per row, the servers alternate which goes first; %s messages of %s B payload, "
             "%s sessions, one message per connection" % (e["MODE"], e["RUNS"], e["COUNT"], e["SIZE"], e["SESSIONS"]),
-    "tegami": "%s; submission listener without AUTH (submission.auth_anonymous=yes: its clients may relay), "
+    "tegami": "%s; submission listener without AUTH (submission.auth_anonymous=yes), 127.0.0.0/8 on the "
+              "address relay list (as mynetworks), "
               "per-domain routes to the sinks, relay.max_per_destination 20 and relay.max_connections 100 "
               "(defaults), relay.max_messages_per_connection 100, smtp.max_sessions_per_ip 1000 %s"
               % (e["TVER"], e["TSET"]),
