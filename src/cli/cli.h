@@ -131,6 +131,20 @@ int cmd_refuse_override(struct cli *c, int argc, char **argv);
 int cmd_dnsbl_add(struct cli *c, int argc, char **argv);
 int cmd_dnsbl_del(struct cli *c, int argc, char **argv);
 int cmd_dnsbl_list(struct cli *c, int argc, char **argv);
+/* config export / import (D3) carry the relay-control lists as
+ * "list.NAME = ENTRY,ENTRY,..." (NAME: relay-domains, relay-networks,
+ * refused); an imported key replaces the whole list. */
+/* The list a key names ("list.refused" -> "refused"), NULL for others. */
+const char *cli_relay_list_name(const char *key);
+/* Checks a comma-separated value for list name; *canon_r (free) gets it in
+ * lower case. 0, or -1 with a static *why_r. */
+int cli_relay_list_canon(const char *name, const char *value, char **canon_r,
+    const char **why_r);
+/* The entries of list name, comma-separated (free); NULL on a db error. */
+char *cli_relay_list_joined(struct cli *c, const char *name);
+/* Makes list name hold exactly canon, inside the caller's transaction. 0,
+ * or -1 with *error_r (free). */
+int cli_relay_list_replace(struct cli *c, const char *name, const char *canon, char **error_r);
 
 /* cmd_queue.c (O5): list and show read the queue files; the others reach
  * the running daemon through the control socket, or change the files and

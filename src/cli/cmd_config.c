@@ -33,7 +33,16 @@ cmd_config_get(struct cli *c, int argc, char **argv)
 struct pending {
 	const char *key;
 	char value[CONFIG_STR_MAX];
+	char *list;           /* "list.NAME" keys (cmd_relay.c): the whole list */
 };
+
+static void
+pending_free(struct pending *p, size_t n)
+{
+	for (size_t i = 0; p != NULL && i < n; i++)
+		free(p[i].list);
+	free(p);
+}
 
 /* Validates key=value into p. CLI_OK or CLI_USAGE after printing why, in
  * one line that starts with where ("" or "FILE line N: "). */
@@ -42,7 +51,14 @@ check_pair(const char *where, const char *key, const char *value, struct pending
 {
 	const struct setting_def *def = settings_find(key);
 	const char *why = "";
+	const char *list = cli_relay_list_name(key);
 
+	if (list != NULL) {
+		if (cli_relay_list_canon(list, value, &p->list, &why) < 0)
+			return cli_error(CLI_USAGE, "%sbad value for %s: %s", where, key, why);
+		p->key = list;
+		return CLI_OK;
+	}
 	if (def == NULL)
 		return cli_error(CLI_USAGE, "%sunknown setting '%s' (tegami config show lists them)",
 		    where, key);
@@ -60,7 +76,8 @@ store_all(struct cli *c, struct pending *p, size_t n)
 	if (db_begin(cli_db(c), &error) < 0)
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
-		if (settings_store(cli_db(c), p[i].key, p[i].value, &error) < 0) {
+		if (p[i].list != NULL ? cli_relay_list_replace(c, p[i].key, p[i].list, &error) < 0 :
+		    settings_store(cli_db(c), p[i].key, p[i].value, &error) < 0) {
 			db_rollback(cli_db(c));
 			goto fail;
 		}
@@ -110,9 +127,13 @@ cmd_config_set(struct cli *c, int argc, char **argv)
 	cli_as_owner(c);
 	if (rc == CLI_OK)
 		rc = store_all(c, p, (size_t)argc);
-	for (int i = 0; i < argc && rc == CLI_OK; i++)
-		printf("%s = %s\n", p[i].key, p[i].value);
-	free(p);
+	for (int i = 0; i < argc && rc == CLI_OK; i++) {
+		if (p[i].list != NULL)
+			printf("list.%s = %s\n", p[i].key, p[i].list);
+		else
+			printf("%s = %s\n", p[i].key, p[i].value);
+	}
+	pending_free(p, (size_t)argc);
 	return rc;
 }
 
@@ -157,6 +178,19 @@ cmd_config_export(struct cli *c, int argc, char **argv)
 			json_object_set_new(obj, defs[i].key, json_string(value));
 		else
 			printf("%s = %s\n", defs[i].key, value);
+	}
+	/* R1, R2: the relay-control lists, each as one line. */
+	static const char *const lists[] = { "list.relay-domains", "list.relay-networks",
+	    "list.refused" };
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+		char *v = cli_relay_list_joined(c, cli_relay_list_name(lists[i]));
+		if (v == NULL)
+			return cli_error(CLI_FAIL, "cannot read %s", lists[i]);
+		if (json)
+			json_object_set_new(obj, lists[i], json_string(v));
+		else
+			printf("%s = %s\n", lists[i], v);
+		free(v);
 	}
 	if (json) {
 		char *text = json_dumps(obj, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -271,7 +305,7 @@ cmd_config_import(struct cli *c, int argc, char **argv)
 		rc = store_all(c, p, n);
 	if (rc == CLI_OK)
 		printf("imported %zu setting(s) from %s\n", n, argv[0]);
-	free(p);
+	pending_free(p, n);
 	free(text);
 	return rc;
 }

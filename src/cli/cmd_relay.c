@@ -401,3 +401,121 @@ cmd_dnsbl_list(struct cli *c, int argc, char **argv)
 	}
 	return CLI_OK;
 }
+
+/* --- config export / import (D3): the lists as "list.NAME = a,b,c" --- */
+
+static const char *const export_lists[] = {
+	RELAY_LIST_DOMAINS, RELAY_LIST_NETWORKS, RELAY_LIST_REFUSED,
+};
+
+const char *
+cli_relay_list_name(const char *key)
+{
+	if (strncmp(key, "list.", 5) != 0)
+		return NULL;
+	for (size_t i = 0; i < sizeof(export_lists) / sizeof(export_lists[0]); i++) {
+		if (strcmp(key + 5, export_lists[i]) == 0)
+			return export_lists[i];
+	}
+	return NULL;
+}
+
+int
+cli_relay_list_canon(const char *name, const char *value, char **canon_r, const char **why_r)
+{
+	size_t cap = strlen(value) + 1, o = 0;
+	char *out = calloc(1, cap), item[300];
+
+	if (out == NULL) {
+		*why_r = "out of memory";
+		return -1;
+	}
+	for (const char *p = value; *p != '\0';) {
+		size_t n = strcspn(p, ",");
+		if (n == 0 || n >= sizeof(item))
+			goto bad;
+		memcpy(item, p, n);
+		item[n] = '\0';
+		str_lower(item);
+		if (directory_list_holds_domains(name) ? !addr_domain_valid(item) :
+		    !netaddr_cidr_valid(item))
+			goto bad;
+		o += (size_t)snprintf(out + o, cap - o, "%s%s", o > 0 ? "," : "", item);
+		p += n;
+		if (*p == ',' && *++p == '\0')
+			goto bad;
+	}
+	*canon_r = out;
+	return 0;
+bad:
+	free(out);
+	*why_r = directory_list_holds_domains(name) ? "not a comma-separated list of domains" :
+	    "not a comma-separated list of IP addresses or CIDR ranges";
+	return -1;
+}
+
+struct joined {
+	char *s;
+	size_t len, cap;
+};
+
+static void
+join_row(void *arg, const char *name, const char *entry)
+{
+	struct joined *j = arg;
+	size_t need = j->len + strlen(entry) + 2;
+
+	if (need > j->cap) {
+		j->cap = need * 2;
+		char *s = realloc(j->s, j->cap);
+		if (s == NULL) {
+			cli_error(CLI_FAIL, "out of memory");
+			exit(CLI_FAIL);
+		}
+		j->s = s;
+	}
+	j->len += (size_t)snprintf(j->s + j->len, j->cap - j->len, "%s%s", j->len > 0 ? "," : "",
+	    entry);
+}
+
+char *
+cli_relay_list_joined(struct cli *c, const char *name)
+{
+	struct joined j = { NULL, 0, 0 };
+
+	if (directory_list_show(cli_dir(c), name, join_row, &j) < 0) {
+		free(j.s);
+		return NULL;
+	}
+	return j.s != NULL ? j.s : strdup("");
+}
+
+int
+cli_relay_list_replace(struct cli *c, const char *name, const char *canon, char **error_r)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(cli_db(c), "DELETE FROM lists WHERE name = ?", -1, &st, NULL) !=
+	    SQLITE_OK) {
+		*error_r = strdup(sqlite3_errmsg(cli_db(c)));
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		*error_r = strdup(sqlite3_errmsg(cli_db(c)));
+		return -1;
+	}
+	char item[300];
+	for (const char *p = canon; *p != '\0';) {
+		size_t n = strcspn(p, ",");
+		snprintf(item, sizeof(item), "%.*s", (int)n, p);
+		if (directory_list_add(cli_dir(c), name, item, error_r) < 0)
+			return -1;
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}

@@ -38,6 +38,8 @@ def _setting_keys():
 
 
 SETTING_KEYS = _setting_keys()
+# config export also carries the relay-control lists, one line each (R1, R2)
+LIST_KEYS = ("list.relay-domains", "list.relay-networks", "list.refused")
 
 COMMANDS = (
     "domain add", "domain list", "domain del",
@@ -599,7 +601,7 @@ def test_config_export_import_round_trip(tegami_new, tmp_path):
     for key in SETTING_KEYS:
         assert "\n%s = " % key in text
     obj = json.loads(js)
-    assert list(obj) == list(SETTING_KEYS)
+    assert list(obj) == list(SETTING_KEYS) + list(LIST_KEYS)
     assert obj["smtp.max_recipients"] == "42"
     assert obj["smtp.listen"] == "127.0.0.1:2526,[::1]:2526"
     fails(t.cli("config", "export", "--xml", check=False), 2, "usage")
@@ -612,7 +614,8 @@ def test_config_export_import_round_trip(tegami_new, tmp_path):
               "smtp.percent_routing=no", "smtp.listen=*:2600")
         assert exported(t) != text
         r = t.cli("config", "import", f)
-        assert r.stdout == "imported %d setting(s) from %s\n" % (len(SETTING_KEYS), f)
+        assert r.stdout == "imported %d setting(s) from %s\n" % (len(SETTING_KEYS) +
+                                                                 len(LIST_KEYS), f)
         assert exported(t) == text
         assert exported(t, "--json") == js
 

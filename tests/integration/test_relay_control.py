@@ -555,5 +555,58 @@ def test_relay_commands(tegami):
     exp = t.cli("config", "export").stdout
     for line in ("smtp.relay_mode = address_list", "smtp.pop_before_smtp_minutes = 240",
                  "smtp.pop_overrides_refused = yes", "smtp.dnsbl_zones = bl2.test",
-                 "smtp.dnsbl_timeout = 3000"):
+                 "smtp.dnsbl_timeout = 3000", "list.relay-domains = near.test",
+                 "list.relay-networks = 2001:db8::/32", "list.refused = 198.51.100.0/24"):
         assert line in exp, line
+
+
+def test_config_export_import_carries_the_lists(tegami_new, tmp_path):
+    """D3: config export holds the relay-control lists (list.NAME = a,b);
+    import makes each list it names exactly that, text or JSON, and a bad
+    entry changes nothing."""
+    import json
+    a = tegami_new
+    a.cli("relay", "add", "domain", "near.test")
+    a.cli("relay", "add", "domain", "other.test")
+    a.cli("relay", "add", "network", "192.0.2.0/24")
+    a.cli("refuse", "add", "198.51.100.7")
+    a.cli("relay", "set", "both_lists")
+    text = a.cli("config", "export").stdout
+    js = a.cli("config", "export", "--json").stdout
+    assert json.loads(js)["list.relay-domains"] == "near.test,other.test"
+    for name, data in (("text", text), ("json", js)):
+        b = Tegami_like(tmp_path / name)
+        b.cli("refuse", "add", "203.0.113.9")            # replaced by the import
+        f = tmp_path / ("export-" + name)
+        f.write_text(data)
+        b.cli("config", "import", str(f))
+        out = b.cli("list", "show").stdout
+        assert "relay-domains\tnear.test\nrelay-domains\tother.test" in out
+        assert "relay-networks\t192.0.2.0/24" in out
+        assert "refused\t198.51.100.7" in out and "203.0.113.9" not in out
+        assert b.cli("config", "get", "smtp.relay_mode").stdout.strip() == "both_lists"
+    bad = tmp_path / "bad"
+    bad.write_text("smtp.relay_mode = allow_all\nlist.refused = 198.51.100.7,not-an-ip\n")
+    b = Tegami_like(tmp_path / "text")
+    r = b.cli("config", "import", str(bad), check=False)
+    assert r.returncode == 2 and "list.refused" in r.stderr
+    assert b.cli("config", "get", "smtp.relay_mode").stdout.strip() == "both_lists"
+    assert b.cli("config", "set", "list.refused=10.0.0.0/8,10.1.0.0/16").returncode == 0
+    assert "refused\t10.0.0.0/8\nrefused\t10.1.0.0/16\n" in b.cli("list", "show").stdout
+
+
+class Tegami_like:
+    """Just the admin command on a data directory of its own."""
+
+    def __init__(self, path):
+        from conftest import TEGAMI
+        self.dir = path
+        self.tegami = TEGAMI
+
+    def cli(self, *args, check=True):
+        import subprocess
+        r = subprocess.run([str(self.tegami), "-D", str(self.dir), *map(str, args)],
+                           capture_output=True, text=True, timeout=60)
+        if check and r.returncode != 0:
+            raise AssertionError("tegami %s: %s" % (" ".join(map(str, args)), r.stderr))
+        return r
