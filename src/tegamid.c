@@ -438,10 +438,13 @@ daemon_open(struct daemon *d)
 	}
 	d->data_version = db_data_version(d->db);
 	apply_log_level(&d->cfg);
+	/* Runtime state, not configuration: without it POP-before-SMTP still
+	 * works, from memory, until the next restart. */
 	d->poplog = poplog_open(d->data_dir, &error);
 	if (d->poplog == NULL) {
-		fprintf(stderr, "tegamid: %s\n", error);
-		exit(1);
+		log_error("event=poplog_unusable error=\"%s\" note=\"POP logins are kept in memory "
+		    "only\"", error);
+		free(error);
 	}
 	datadir_path(d->data_dir, "queue", d->queue_dir, sizeof(d->queue_dir));
 	datadir_path(d->data_dir, "mail", d->mail_root, sizeof(d->mail_root));
@@ -494,6 +497,8 @@ pop_record_note(void *arg, const char *ip, time_t at)
 static void
 pop_record_restore(struct daemon *d)
 {
+	if (d->poplog == NULL)
+		return;
 	int n = poplog_load(d->poplog, pop_record_load, d->screen);
 
 	if (n < 0)

@@ -518,6 +518,20 @@ def test_pop_record_survives_restart(tegami_new, how):
     assert "pop clients within the window: 1" in out
 
 
+def test_unreadable_pop_record_does_not_stop_tegamid(tegami_new):
+    """The record is runtime state: a damaged file is logged, POP-before-SMTP
+    goes on from memory."""
+    t = tegami_new
+    t.add_user(ALICE)
+    t.cli("relay", "set", "pop_clients")
+    t.dir.mkdir(parents=True, exist_ok=True)
+    (t.dir / "poplogins.db").write_bytes(b"this is not a database" * 100)
+    t.start()
+    assert "event=poplog_unusable" in t.log()
+    pop_login(t, "127.0.0.42")
+    assert rcpt_code(t, "127.0.0.42", REMOTE)[0] == 250
+
+
 # --- admin ------------------------------------------------------------------------
 
 def test_relay_commands(tegami):
