@@ -1,6 +1,8 @@
 #include "mail/sasl.h"
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +28,8 @@ sasl_mech_parse(const char *name)
 const char *
 sasl_mech_name(enum sasl_mech mech)
 {
+	if (mech == SASL_MECH_XOAUTH2)
+		return "XOAUTH2";
 	return mech >= 0 && mech < SASL_MECH_COUNT ? mech_names[mech] : "?";
 }
 
@@ -185,4 +189,132 @@ sasl_start(struct sasl_exchange *x, enum sasl_mech mech, const char *initial,
 	default:
 		return SASL_MALFORMED;
 	}
+}
+
+/* --- client side --- */
+
+/* base64 of len octets into out when it fits (with its NUL). */
+static int
+encode_out(const void *data, size_t len, char *out, size_t outsize)
+{
+	if (4 * ((len + 2) / 3) + 1 > outsize)
+		return -1;
+	base64_encode(data, len, out);
+	return 0;
+}
+
+/* Builds the PLAIN or XOAUTH2 initial response in a scratch buffer (wiped). */
+static int
+initial_response(const struct sasl_client *x, char *out, size_t outsize)
+{
+	size_t ul = strlen(x->user), sl = strlen(x->secret);
+	size_t cap = ul + sl + 64;
+	unsigned char *buf = malloc(cap);
+	int n, rc;
+
+	if (buf == NULL)
+		return -1;
+	if (x->mech == SASL_MECH_PLAIN) {
+		/* RFC 4616: [authzid] NUL authcid NUL passwd; no authzid. */
+		buf[0] = '\0';
+		memcpy(buf + 1, x->user, ul);
+		buf[1 + ul] = '\0';
+		memcpy(buf + 2 + ul, x->secret, sl);
+		n = (int)(ul + sl + 2);
+	} else {
+		/* Google's and Microsoft's XOAUTH2: user=U ^A auth=Bearer T ^A ^A. */
+		n = snprintf((char *)buf, cap, "user=%s\001auth=Bearer %s\001\001", x->user,
+		    x->secret);
+	}
+	rc = n > 0 && (size_t)n < cap ? encode_out(buf, (size_t)n, out, outsize) : -1;
+	OPENSSL_cleanse(buf, cap);
+	free(buf);
+	return rc;
+}
+
+int
+sasl_client_start(struct sasl_client *x, enum sasl_mech mech, const char *user,
+    const char *secret, char *out, size_t outsize)
+{
+	memset(x, 0, sizeof(*x));
+	if (outsize == 0)
+		return -1;
+	out[0] = '\0';
+	if (strlen(user) > SASL_NAME_MAX || strlen(secret) > SASL_CLIENT_SECRET_MAX)
+		return -1;
+	/* XOAUTH2 separates its fields with ^A: none may hold one. */
+	if (mech == SASL_MECH_XOAUTH2 && (strchr(user, '\001') != NULL ||
+	    strchr(secret, '\001') != NULL))
+		return -1;
+	x->mech = mech;
+	x->user = user;
+	x->secret = secret;
+	switch (mech) {
+	case SASL_MECH_PLAIN:
+	case SASL_MECH_XOAUTH2:
+		return initial_response(x, out, outsize);
+	case SASL_MECH_LOGIN:
+	case SASL_MECH_CRAM_MD5:
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+/* RFC 2195: "user SP hex(HMAC-MD5(secret, challenge))", base64. */
+static int
+cram_answer(struct sasl_client *x, const char *challenge, char *out, size_t outsize)
+{
+	unsigned char chal[SASL_LINE_MAX], mac[EVP_MAX_MD_SIZE];
+	unsigned maclen = 0;
+	char line[SASL_NAME_MAX + 2 + 2 * 16 + 1];
+	long n = decode(challenge, chal, sizeof(chal));
+	int rc = -1;
+
+	if (n <= 0)
+		return -1;
+	if (HMAC(EVP_md5(), x->secret, (int)strlen(x->secret), chal, (size_t)n, mac,
+	    &maclen) != NULL && maclen == 16) {
+		int o = snprintf(line, sizeof(line), "%s ", x->user);
+		for (unsigned i = 0; i < maclen && o > 0 && (size_t)o + 2 < sizeof(line); i++)
+			o += snprintf(line + o, sizeof(line) - (size_t)o, "%02x", mac[i]);
+		rc = o > 0 ? encode_out(line, (size_t)o, out, outsize) : -1;
+	}
+	OPENSSL_cleanse(mac, sizeof(mac));
+	OPENSSL_cleanse(line, sizeof(line));
+	return rc;
+}
+
+int
+sasl_client_step(struct sasl_client *x, const char *challenge, char *out, size_t outsize)
+{
+	int step = x->step++;
+
+	if (outsize == 0)
+		return -1;
+	out[0] = '\0';
+	switch (x->mech) {
+	case SASL_MECH_LOGIN:
+		/* The prompts ("Username:", "Password:") vary between servers:
+		 * the order decides, as every client does. */
+		if (step == 0)
+			return encode_out(x->user, strlen(x->user), out, outsize);
+		if (step == 1)
+			return encode_out(x->secret, strlen(x->secret), out, outsize);
+		return -1;
+	case SASL_MECH_CRAM_MD5:
+		return step == 0 ? cram_answer(x, challenge, out, outsize) : -1;
+	case SASL_MECH_XOAUTH2:
+		/* The server's error details (base64 JSON) want an empty
+		 * answer; its final reply follows. */
+		return step == 0 ? 0 : -1;
+	default:
+		return -1;
+	}
+}
+
+void
+sasl_client_clear(struct sasl_client *x)
+{
+	OPENSSL_cleanse(x, sizeof(*x));
 }
