@@ -13,7 +13,7 @@
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 /* How long a backup or restore waits for a writer: 20 ms per try. */
 #define COPY_BUSY_TRIES 500
 
@@ -70,6 +70,36 @@ static const char schema_v3[] =
 	"CREATE TABLE IF NOT EXISTS queue_holds("
 	"  domain TEXT PRIMARY KEY COLLATE NOCASE);";
 
+/* v4: outbound server profiles (X1, X2, C1-C5): one row per sending
+ * tenant, and the built-in default profile that `tegami smtpauth` edits
+ * (its host is the setting relay.smarthost). Secrets are sealed
+ * (lib/secretbox) under DATA/secret.key. */
+static const char schema_v4[] =
+	"CREATE TABLE IF NOT EXISTS smtp_profiles("
+	"  id TEXT PRIMARY KEY COLLATE NOCASE,"
+	"  builtin INTEGER NOT NULL DEFAULT 0,"
+	"  host TEXT NOT NULL DEFAULT '',"
+	"  port INTEGER NOT NULL DEFAULT 25,"
+	"  tls TEXT NOT NULL DEFAULT 'none',"
+	"  tls_protocol TEXT NOT NULL DEFAULT 'TLSv1.3',"
+	"  tls_verify INTEGER NOT NULL DEFAULT 0,"
+	"  login TEXT NOT NULL DEFAULT 'none',"
+	"  auth TEXT NOT NULL DEFAULT 'ALL',"
+	"  account TEXT NOT NULL DEFAULT '',"
+	"  secret TEXT,"
+	"  xmailer TEXT NOT NULL DEFAULT '',"
+	"  debug INTEGER NOT NULL DEFAULT 0,"
+	"  connect_timeout_ms INTEGER NOT NULL DEFAULT 0,"
+	"  timeout_ms INTEGER NOT NULL DEFAULT 0,"
+	"  properties TEXT NOT NULL DEFAULT '',"
+	"  senders TEXT NOT NULL DEFAULT '',"
+	"  pop_host TEXT NOT NULL DEFAULT '',"
+	"  pop_port INTEGER NOT NULL DEFAULT 110,"
+	"  pop_tls TEXT NOT NULL DEFAULT 'none',"
+	"  pop_account TEXT NOT NULL DEFAULT '',"
+	"  pop_secret TEXT);"
+	"INSERT OR IGNORE INTO smtp_profiles(id, builtin) VALUES('default', 1);";
+
 const char *
 datadir_choose(const char *opt)
 {
@@ -119,6 +149,8 @@ schema_upgrade(struct sqlite3 *db, char **error_r)
 	if (v < 2 && db_exec(db, schema_v2, error_r) < 0)
 		goto fail;
 	if (v < 3 && db_exec(db, schema_v3, error_r) < 0)
+		goto fail;
+	if (v < 4 && db_exec(db, schema_v4, error_r) < 0)
 		goto fail;
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
 	if (v < SCHEMA_VERSION && db_exec(db, sql, error_r) < 0)

@@ -121,6 +121,8 @@ struct config {
 	uint64_t relay_max_per_destination;
 	uint64_t relay_max_rcpts;
 	uint64_t relay_max_messages_per_connection;
+	char relay_smarthost[256];
+	uint64_t relay_pop_before_smtp_interval;
 	uint64_t queue_retry1_count;
 	uint64_t queue_retry1_interval;
 	uint64_t queue_retry2_count;
