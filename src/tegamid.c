@@ -26,6 +26,7 @@
 #include "conf/datadir.h"
 #include "conf/directory.h"
 #include "conf/relaylists.h"
+#include "conf/profile.h"
 #include "conf/routing.h"
 #include "conf/settings.h"
 #include "deliver/route.h"
@@ -59,6 +60,7 @@ struct daemon {
 	struct workers *workers;
 	struct directory *dir;
 	struct routing *routing;
+	struct profiles *profiles;
 	struct dns *dns;
 	struct dnsbl *dnsbl;
 	struct router *router;
@@ -358,6 +360,7 @@ reload(struct daemon *d, const char *why)
 	apply_log_level(&d->cfg);
 	queue_runner_set_hostname(d->queue, d->cfg.server_hostname);
 	queue_runner_reload(d->queue);
+	profiles_reload(d->profiles, d->cfg.relay_smarthost);
 	if ((tls_changed(&old, &d->cfg) || strcmp(why, "sighup") == 0) && tls_apply(d) < 0) {
 		memcpy(d->cfg.tls_cert_file, old.tls_cert_file, sizeof(old.tls_cert_file));
 		memcpy(d->cfg.tls_key_file, old.tls_key_file, sizeof(old.tls_key_file));
@@ -521,6 +524,8 @@ daemon_start(struct daemon *d)
 	d->workers = workers_create(d->base, (unsigned)d->cfg.queue_workers);
 	d->dir = directory_create(d->db);
 	d->routing = routing_create(d->db);
+	d->profiles = profiles_create(d->db, d->data_dir);
+	profiles_reload(d->profiles, d->cfg.relay_smarthost);
 	struct dns_settings ds;
 	const char *derr;
 	dns_settings(&d->cfg, &ds);
@@ -530,7 +535,8 @@ daemon_start(struct daemon *d)
 	d->router = router_create(d->base, d->dns, d->routing, d->dir, &d->cfg);
 	struct queue_runner_deps qdeps = {
 		.base = d->base, .workers = d->workers, .cfg = &d->cfg, .dir = d->dir,
-		.routing = d->routing, .router = d->router, .queue_dir = d->queue_dir,
+		.routing = d->routing, .router = d->router, .profiles = d->profiles,
+		.queue_dir = d->queue_dir,
 		.mail_root = d->mail_root,
 	};
 	d->queue = queue_runner_create(&qdeps);
@@ -611,6 +617,7 @@ daemon_stop(struct daemon *d)
 	router_destroy(&d->router);
 	dns_destroy(&d->dns);
 	routing_destroy(&d->routing);
+	profiles_destroy(&d->profiles);
 	conn_free_all(); /* replies still draining to clients that left */
 	auth_service_destroy(&d->auth);
 	screen_destroy(&d->screen);

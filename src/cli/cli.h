@@ -86,6 +86,28 @@ enum cli_ctl_result cli_ctl_call(struct cli *c, const char *request, cli_ctl_lin
     void *arg, char *text, size_t size);
 
 
+/* Asks a secret on the terminal (never standard input) without echo: prompt,
+ * then again (when not NULL) to confirm. An empty answer asks again; one
+ * over max bytes says so and asks again; two that differ fail. buf holds
+ * max + 1 bytes. CLI_OK, or an exit code after printing why (no terminal,
+ * end of input, a mismatch). */
+int cli_secret_ask(const char *prompt, const char *again, char *buf, size_t max);
+/* The name smtpauth's messages and usage give ("mpaossmtpauth" when run by
+ * that name). */
+void cli_smtpauth_progname(const char *name);
+
+struct profile;
+/* The connection test of a profile (X2): connect, TLS, EHLO, AUTH, QUIT
+ * (the POP3 login first for POP-before-SMTP), each line printed on
+ * standard output. smtp_secret and pop_secret are the opened secrets (may
+ * be NULL). CLI_OK when everything worked, else CLI_FAIL. */
+int cli_profile_test(struct cli *c, const struct profile *p, const char *smtp_secret,
+    const char *pop_secret);
+
+/* `tegami status` lines on the smarthost: where mail goes, which login
+ * (SMTP AUTH or POP-before-SMTP, C4), how many other profiles. */
+void cli_smarthost_status(struct cli *c);
+
 extern const struct cli_command cli_commands[];
 extern const size_t cli_ncommands;
 
@@ -145,6 +167,15 @@ char *cli_relay_list_joined(struct cli *c, const char *name);
 /* Makes list name hold exactly canon, inside the caller's transaction. 0,
  * or -1 with *error_r (free). */
 int cli_relay_list_replace(struct cli *c, const char *name, const char *canon, char **error_r);
+int cmd_smtpauth(struct cli *c, int argc, char **argv);
+int cmd_profile_list(struct cli *c, int argc, char **argv);
+int cmd_profile_add(struct cli *c, int argc, char **argv);
+int cmd_profile_set(struct cli *c, int argc, char **argv);
+int cmd_profile_del(struct cli *c, int argc, char **argv);
+int cmd_profile_show(struct cli *c, int argc, char **argv);
+int cmd_profile_test(struct cli *c, int argc, char **argv);
+int cmd_profile_export(struct cli *c, int argc, char **argv);
+int cmd_profile_import(struct cli *c, int argc, char **argv);
 
 /* cmd_queue.c (O5): list and show read the queue files; the others reach
  * the running daemon through the control socket, or change the files and

@@ -71,6 +71,7 @@ cmd_status(struct cli *c, int argc, char **argv)
 		return cli_error(CLI_USAGE, "usage: tegami status");
 	(void)cli_db(c); /* validates the data directory */
 	printf("data: %s\n", c->data_dir);
+	cli_smarthost_status(c);
 	if (cli_daemon_pid(c, &pid) < 0) {
 		printf("tegamid: not running\n");
 		printf("queue: %ld message(s)\n", queue_count(c->data_dir));

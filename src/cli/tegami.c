@@ -88,6 +88,21 @@ const struct cli_command cli_commands[] = {
 	  "local address for connections carrying mail from DOMAIN ('*': every other)" },
 	{ "source", "del", cmd_source_del, "DOMAIN|*", "remove a source address" },
 	{ "source", "list", cmd_source_list, "", "list source addresses" },
+	{ "smtpauth", NULL, cmd_smtpauth,
+	  "-s -u ACCOUNT [-p PORT] [-t SMTPS|STARTTLS [-v TLSv1|TLSv1.1|TLSv1.2|TLSv1.3]] [-a METHODS] | -d | -i",
+	  "SMTP AUTH to the relay host relay.smarthost (seed mpaossmtpauth; asks the password)" },
+	{ "profile", "list", cmd_profile_list, "", "outbound server profiles: ID, host, port, default mark" },
+	{ "profile", "add", cmd_profile_add, "ID [OPTIONS] (see tegami(8))",
+	  "add a profile for a sender domain or group of senders (--test tries it first)" },
+	{ "profile", "set", cmd_profile_set, "ID [OPTIONS]", "change a profile (default included)" },
+	{ "profile", "del", cmd_profile_del, "ID", "delete a profile (not the default one)" },
+	{ "profile", "show", cmd_profile_show, "ID", "every field of a profile (secrets never shown)" },
+	{ "profile", "test", cmd_profile_test, "ID",
+	  "connect, TLS, EHLO, AUTH, QUIT with a profile, printing every line" },
+	{ "profile", "export", cmd_profile_export, "[--all | ID...]",
+	  "print profiles as JSON (not the default one; secrets left out)" },
+	{ "profile", "import", cmd_profile_import, "--mode new|update FILE",
+	  "read profiles back: new adds only absent IDs, update overwrites" },
 	{ "status", NULL, cmd_status, "",
 	  "is tegamid running, its listeners, the queue size, outbound connections" },
 	{ "reload", NULL, cmd_reload, "", "make tegamid re-read its settings now" },
@@ -181,6 +196,9 @@ main(int argc, char **argv)
 	struct cli c = { 0 };
 	const char *opt_dir = NULL;
 	int ch;
+	const char *base = strrchr(argv[0], '/');
+	/* Installed as mpaossmtpauth too (seed 000): that name is the command. */
+	bool smtpauth = strcmp(base != NULL ? base + 1 : argv[0], "mpaossmtpauth") == 0;
 
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
@@ -188,7 +206,7 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	/* '+': stop at the first command word so subcommand options pass through. */
-	while ((ch = getopt_long(argc, argv, "+D:hV", longopts, NULL)) != -1) {
+	while (!smtpauth && (ch = getopt_long(argc, argv, "+D:hV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'D': opt_dir = optarg; break;
 		case 'h': usage(stdout, NULL); return CLI_OK;
@@ -196,7 +214,9 @@ main(int argc, char **argv)
 		default: usage(stderr, NULL); return CLI_USAGE;
 		}
 	}
-	if (optind >= argc) {
+	if (smtpauth)
+		cli_smtpauth_progname("mpaossmtpauth");
+	else if (optind >= argc) {
 		usage(stderr, NULL);
 		return CLI_USAGE;
 	}
@@ -214,7 +234,8 @@ main(int argc, char **argv)
 	atexit(back_to_invoker);
 	if (privdrop_as_owner(&c.priv, err, sizeof(err)) < 0)
 		return cli_error(CLI_FAIL, "%s", err);
-	int rc = dispatch(&c, argc - optind, argv + optind);
+	int rc = smtpauth ? cmd_smtpauth(&c, argc - 1, argv + 1) :
+	    dispatch(&c, argc - optind, argv + optind);
 	directory_destroy(&c.dir);
 	db_close(&c.db);
 	return rc;

@@ -397,6 +397,27 @@ profile_secret_seal(const char *data_dir, const char *id, const char *field, con
 	return sealed;
 }
 
+int
+profile_secret_open(const char *data_dir, const char *id, const char *field, const char *sealed,
+    char *out, size_t outsize, char *err, size_t errsize)
+{
+	unsigned char key[SECRETBOX_KEY_LEN];
+	char path[4200], aad[128];
+	size_t len;
+	int rc;
+
+	key_path(data_dir, path, sizeof(path));
+	if (secretbox_key_load(path, false, key, err, errsize) < 0)
+		return -1;
+	secret_aad(id, field, aad, sizeof(aad));
+	rc = secretbox_open(key, aad, sealed, out, outsize, &len);
+	OPENSSL_cleanse(key, sizeof(key));
+	if (rc < 0)
+		snprintf(err, errsize, "the %s secret does not open with DATA/secret.key (another "
+		    "key, or altered)", field);
+	return rc;
+}
+
 /* --- rows --- */
 
 #define COLUMNS "id, builtin, host, port, tls, tls_protocol, tls_verify, login, auth, " \

@@ -142,6 +142,11 @@ void profile_clear(struct profile *p);
 char *profile_secret_seal(const char *data_dir, const char *id, const char *field,
     const char *plain, char *err, size_t errsize);
 
+/* Opens a sealed secret of profile id and field into out (outsize bytes)
+ * with the key in data_dir. 0, or -1 with a reason in err. */
+int profile_secret_open(const char *data_dir, const char *id, const char *field,
+    const char *sealed, char *out, size_t outsize, char *err, size_t errsize);
+
 /* --- the admin side: rows (each -1 sets *error_r, caller frees) --- */
 
 /* 1 with *p filled (the default profile's host from relay.smarthost), 0 when

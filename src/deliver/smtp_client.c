@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,11 +25,14 @@
 #include "lib/xmalloc.h"
 #include "mail/dsn.h"
 #include "mail/pop3_wire.h"
+#include "mail/sasl.h"
 #include "mail/smtp_reply.h"
 
 #define CLIENT_LINE_MAX 2048          /* a command we send, CRLF included */
 #define CLIENT_OUTPUT_MAX (256 * 1024)
 #define BODY_CHUNK 65536
+#define AUTH_LINE_MAX 510             /* "AUTH MECH response" kept within RFC 5321's 512 */
+#define HEADER_SCAN 8192              /* where our Received header is looked for */
 
 enum cstate {
 	CS_CONNECTING,   /* TCP connect under way */
@@ -37,6 +41,8 @@ enum cstate {
 	CS_HELO,
 	CS_STARTTLS,
 	CS_HANDSHAKE,    /* TLS handshake under way: no reply expected */
+	CS_AUTH,         /* AUTH sent: 334 challenges until 235 or a refusal */
+	CS_AUTH_CANCEL,  /* "*" sent after a challenge we cannot answer */
 	CS_READY,        /* idle between transactions */
 	CS_MAIL,
 	CS_RCPT,
@@ -45,12 +51,13 @@ enum cstate {
 	CS_DOT,          /* waiting for the reply to the final "." */
 	CS_DOT_DISCARD,  /* a 354 came with no recipient accepted: "." sent, reply ignored */
 	CS_RSET,
+	CS_QUIT,
 	CS_DEAD,
 };
 
 static const char *const cstate_names[] = {
-	"connecting", "greeting", "ehlo", "helo", "starttls", "handshake", "ready", "mail",
-	"rcpt", "data", "body", "dot", "dot-discard", "rset", "dead",
+	"connecting", "greeting", "ehlo", "helo", "starttls", "handshake", "auth", "auth-cancel",
+	"ready", "mail", "rcpt", "data", "body", "dot", "dot-discard", "rset", "quit", "dead",
 };
 
 struct client_rcpt {
@@ -68,6 +75,8 @@ struct client_txn {
 	size_t nrcpt;
 	char *path;
 	uint64_t body_offset, body_size;
+	char *add_header;          /* the X-Mailer line, or NULL once sent */
+	uint64_t header_at;        /* where in the body it goes */
 };
 
 struct smtp_client {
@@ -85,6 +94,12 @@ struct smtp_client {
 	struct smtp_reply_parser parser;
 	struct smtp_ehlo ext;
 	bool tls_up;
+	bool greeted;              /* the 220 was read on this connection */
+	/* AUTH (C3) */
+	char *auth_user, *auth_secret;
+	struct sasl_client sasl;
+	char *auth_pending;        /* an initial response too long for the AUTH line */
+	const char *auth_mech;     /* in use, or NULL */
 	smtp_client_fn *fn;
 	void *arg;
 	char peer[ROUTE_NAME_MAX + INET6_ADDRSTRLEN + 16];
@@ -121,16 +136,78 @@ enter(struct smtp_client *c, enum cstate st)
 }
 
 static void
+trace(struct smtp_client *c, char dir, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* One line for the owner's trace (debug logging, `tegami profile test`). */
+static void
+trace(struct smtp_client *c, char dir, const char *fmt, ...)
+{
+	char line[CLIENT_LINE_MAX];
+	va_list ap;
+
+	if (c->set.trace == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	c->set.trace(c->set.trace_arg, dir, line);
+}
+
+static void
 send_line(struct smtp_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
 send_line(struct smtp_client *c, const char *fmt, ...)
 {
+	char line[CLIENT_LINE_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
-	conn_vprintf(c->conn, CLIENT_LINE_MAX, fmt, ap);
+	if (c->set.trace == NULL) {
+		conn_vprintf(c->conn, CLIENT_LINE_MAX, fmt, ap);
+	} else {
+		vsnprintf(line, sizeof(line), fmt, ap);
+		c->set.trace(c->set.trace_arg, '>', line);
+		conn_printf(c->conn, CLIENT_LINE_MAX, "%s", line);
+	}
 	va_end(ap);
+}
+
+/* A line that carries a secret (an AUTH payload, up to RFC 4954's 12288
+ * octets): written as it is, traced as shown. */
+static void
+send_secret(struct smtp_client *c, const char *shown, const char *prefix, const char *payload)
+{
+	trace(c, '>', "%s", shown);
+	conn_write(c->conn, prefix, strlen(prefix));
+	conn_write(c->conn, payload, strlen(payload));
+	conn_write(c->conn, "\r\n", 2);
+}
+
+static void
+wipe_free(char **sp)
+{
+	if (*sp != NULL) {
+		OPENSSL_cleanse(*sp, strlen(*sp));
+		free(*sp);
+		*sp = NULL;
+	}
+}
+
+/* The exchange is over (either way): its state goes. */
+static void
+auth_clear(struct smtp_client *c)
+{
+	sasl_client_clear(&c->sasl);
+	wipe_free(&c->auth_pending);
+}
+
+/* No more AUTH on this client (done, or given up): the secret goes too. */
+static void
+auth_forget(struct smtp_client *c)
+{
+	auth_clear(c);
+	wipe_free(&c->auth_secret);
 }
 
 static void
@@ -146,6 +223,7 @@ txn_clear(struct smtp_client *c)
 	free(t->sender);
 	free(t->envid);
 	free(t->path);
+	free(t->add_header);
 	memset(t, 0, sizeof(*t));
 	free(c->res);
 	free(c->final);
@@ -175,6 +253,7 @@ static void post_cb(evutil_socket_t fd, short what, void *arg);
 static void
 setup_failed(struct smtp_client *c)
 {
+	auth_forget(c);
 	enter(c, CS_DEAD);
 	conn_free(&c->conn);
 	c->last_code = c->all_perm && c->last_code >= 500 ? c->last_code :
@@ -233,6 +312,7 @@ try_target(struct smtp_client *c)
 		bool bind_source = c->source_ip[0] != '\0' &&
 		    netaddr_from_ip(c->source_ip, 0, &from) == 0 && from.ss.ss_family == to.ss.ss_family;
 		enter(c, CS_CONNECTING);
+		trace(c, '*', "connecting to %s", c->peer);
 		c->conn = conn_connect(c->base, (struct sockaddr *)&to.ss, to.len,
 		    bind_source ? (struct sockaddr *)&from.ss : NULL, bind_source ? from.len : 0,
 		    c->set.connect_timeout_ms, client_conn_cb, c, &error);
@@ -262,6 +342,12 @@ smtp_client_start(struct event_base *base, const struct smtp_client_settings *s,
 		str_copy(c->source_ip, s->source_ip, sizeof(c->source_ip));
 	c->set.helo = c->helo;
 	c->set.source_ip = NULL;
+	c->auth_user = s->auth_user != NULL ? xstrdup(s->auth_user) : NULL;
+	c->auth_secret = s->auth_secret != NULL ? xstrdup(s->auth_secret) : NULL;
+	c->set.auth_user = NULL;
+	c->set.auth_secret = NULL;
+	if (c->set.implicit_tls && c->set.tls != SMTP_CLIENT_TLS_VERIFY)
+		c->set.tls = SMTP_CLIENT_TLS_ENCRYPT; /* SMTPS is TLS or nothing */
 	c->targets = xcalloc(n > 0 ? n : 1, sizeof(*c->targets));
 	memcpy(c->targets, targets, n * sizeof(*targets));
 	c->ntargets = n;
@@ -300,10 +386,12 @@ ready(struct smtp_client *c)
 
 	if (c->tls_up) {
 		conn_tls_describe(c->conn, desc, sizeof(desc));
-		log_info("event=client_connected peer=%s tls=\"%s\" verified=%s", c->peer, desc,
-		    conn_tls_verified(c->conn) ? "yes" : "no");
+		log_info("event=client_connected peer=%s tls=\"%s\" verified=%s auth=%s", c->peer,
+		    desc, conn_tls_verified(c->conn) ? "yes" : "no",
+		    c->auth_mech != NULL ? c->auth_mech : "none");
 	} else {
-		log_info("event=client_connected peer=%s tls=no", c->peer);
+		log_info("event=client_connected peer=%s tls=no auth=%s", c->peer,
+		    c->auth_mech != NULL ? c->auth_mech : "none");
 	}
 	enter(c, CS_READY);
 	emit(c, SMTP_CLIENT_READY, NULL, 0, false, 0, NULL);
@@ -315,7 +403,10 @@ tls_required(const struct smtp_client *c)
 	return c->set.tls == SMTP_CLIENT_TLS_ENCRYPT || c->set.tls == SMTP_CLIENT_TLS_VERIFY;
 }
 
-/* After EHLO/HELO: STARTTLS if wanted and possible, else ready. */
+static void auth_start(struct smtp_client *c);
+
+/* After EHLO/HELO: STARTTLS if wanted and possible, then AUTH when asked
+ * for, else ready. */
 static void
 after_hello(struct smtp_client *c)
 {
@@ -331,7 +422,162 @@ after_hello(struct smtp_client *c)
 		    "STARTTLS", c->set.tls == SMTP_CLIENT_TLS_VERIFY ? "verify" : "encrypt", c->peer);
 		return;
 	}
+	if (c->set.auth_mechs != 0) {
+		auth_start(c);
+		return;
+	}
 	ready(c);
+}
+
+/* --- AUTH (RFC 4954; MISSION C3) --- */
+
+static const struct {
+	unsigned bit;
+	enum sasl_mech mech;
+} auth_order[] = {
+	/* XOAUTH2 is only ever configured alone; then the seed's order. */
+	{ SMTP_AUTH_XOAUTH2, SASL_MECH_XOAUTH2 },
+	{ SMTP_AUTH_CRAM_MD5, SASL_MECH_CRAM_MD5 },
+	{ SMTP_AUTH_LOGIN, SASL_MECH_LOGIN },
+	{ SMTP_AUTH_PLAIN, SASL_MECH_PLAIN },
+};
+
+static void
+mechs_text(unsigned bits, char *buf, size_t size)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(auth_order) / sizeof(auth_order[0]) && o < size; i++) {
+		if (bits & auth_order[i].bit)
+			o += (size_t)snprintf(buf + o, size - o, "%s%s", o > 0 ? " " : "",
+			    sasl_mech_name(auth_order[i].mech));
+	}
+	if (buf[0] == '\0')
+		snprintf(buf, size, "none");
+}
+
+/* The mechanism to use, or SASL_MECH_UNKNOWN; *clear_r tells that one was
+ * passed over because it would send the secret in the clear. */
+static enum sasl_mech
+auth_choose(const struct smtp_client *c, bool *clear_r)
+{
+	*clear_r = false;
+	for (size_t i = 0; i < sizeof(auth_order) / sizeof(auth_order[0]); i++) {
+		unsigned bit = auth_order[i].bit;
+		if ((c->set.auth_mechs & bit) == 0 || (c->ext.auth & bit) == 0)
+			continue;
+		/* A4 on the client side: PLAIN, LOGIN and a bearer token are
+		 * the secret itself. */
+		if (!c->tls_up && auth_order[i].mech != SASL_MECH_CRAM_MD5 &&
+		    !c->set.auth_plaintext_ok) {
+			*clear_r = true;
+			continue;
+		}
+		return auth_order[i].mech;
+	}
+	return SASL_MECH_UNKNOWN;
+}
+
+static void
+auth_start(struct smtp_client *c)
+{
+	char ours[64], theirs[64];
+	bool clear;
+	enum sasl_mech m = auth_choose(c, &clear);
+
+	if (m == SASL_MECH_UNKNOWN || c->auth_user == NULL || c->auth_secret == NULL) {
+		mechs_text(c->set.auth_mechs, ours, sizeof(ours));
+		mechs_text(c->ext.auth, theirs, sizeof(theirs));
+		if (m != SASL_MECH_UNKNOWN)
+			target_failed(c, 454, "4.7.0 no password or token to authenticate to %s with",
+			    c->peer);
+		else if (clear)
+			target_failed(c, 454, "4.7.0 %s offers only mechanisms that would send the "
+			    "password in the clear, and the connection is not encrypted", c->peer);
+		else
+			target_failed(c, 454, "4.7.0 %s offers no authentication mechanism we may use "
+			    "(ours: %s; offered: %s)", c->peer, ours, theirs);
+		return;
+	}
+	char *out = xmalloc(SASL_CLIENT_OUT_MAX);
+	const char *name = sasl_mech_name(m);
+	if (sasl_client_start(&c->sasl, m, c->auth_user, c->auth_secret, out,
+	    SASL_CLIENT_OUT_MAX) < 0) {
+		free(out);
+		target_failed(c, 454, "4.7.0 the account or secret cannot be sent with %s", name);
+		return;
+	}
+	if (!c->tls_up)
+		log_warn("event=client_auth_unencrypted peer=%s mech=%s note=\"no TLS was chosen: "
+		    "the login crosses the network in the clear\"", c->peer, name);
+	c->auth_mech = name;
+	char prefix[32];
+	snprintf(prefix, sizeof(prefix), "AUTH %s ", name);
+	if (out[0] != '\0' && strlen(prefix) + strlen(out) <= AUTH_LINE_MAX) {
+		char shown[48];
+		snprintf(shown, sizeof(shown), "AUTH %s ****", name);
+		send_secret(c, shown, prefix, out);
+		OPENSSL_cleanse(out, SASL_CLIENT_OUT_MAX);
+		free(out);
+	} else {
+		/* RFC 4954 §4: an initial response too long for the line waits
+		 * for the server's empty challenge. */
+		send_line(c, "AUTH %s", name);
+		if (out[0] != '\0')
+			c->auth_pending = out;
+		else
+			free(out);
+	}
+	enter(c, CS_AUTH);
+}
+
+/* A 334: the pending initial response, or the mechanism's answer. */
+static void
+auth_challenge(struct smtp_client *c, const struct smtp_reply *r)
+{
+	char chal[SASL_LINE_MAX + 1];
+
+	if (c->auth_pending != NULL) {
+		send_secret(c, "****", "", c->auth_pending);
+		wipe_free(&c->auth_pending);
+		return;
+	}
+	str_copy(chal, r->text, sizeof(chal));
+	chal[strcspn(chal, "\n ")] = '\0';
+	char *out = xmalloc(SASL_CLIENT_OUT_MAX);
+	if (sasl_client_step(&c->sasl, chal, out, SASL_CLIENT_OUT_MAX) < 0) {
+		send_line(c, "*");
+		enter(c, CS_AUTH_CANCEL);
+	} else {
+		send_secret(c, "****", "", out);
+	}
+	OPENSSL_cleanse(out, SASL_CLIENT_OUT_MAX);
+	free(out);
+}
+
+/* The server's last word on AUTH other than 235. */
+static void
+auth_refused(struct smtp_client *c, const struct smtp_reply *r, const char *text)
+{
+	log_info("event=client_auth_failed peer=%s mech=%s reply=\"%s\"", c->peer,
+	    c->auth_mech != NULL ? c->auth_mech : "?", text);
+	auth_clear(c);
+	c->auth_mech = NULL;
+	if (r->code / 100 != 5) {
+		target_failed(c, r->code, "%s", text);
+		return;
+	}
+	/* C3: a refused login fails the send with the server's own reply
+	 * (the report quotes it); the relay's other addresses would say the
+	 * same, and the mail never leaves unauthenticated. */
+	send_line(c, "QUIT");
+	conn_close(&c->conn);
+	str_copy(c->last_error, text, sizeof(c->last_error));
+	c->last_code = r->code;
+	c->all_perm = true;
+	c->ti = c->ntargets;
+	setup_failed(c);
 }
 
 /* --- the transaction --- */
@@ -391,7 +637,8 @@ send_mail(struct smtp_client *c)
 
 	if (c->ext.size_offered)
 		o += (size_t)snprintf(params + o, sizeof(params) - o, " SIZE=%llu",
-		    (unsigned long long)t->body_size);
+		    (unsigned long long)(t->body_size +
+		        (t->add_header != NULL ? strlen(t->add_header) + 2 : 0)));
 	if (t->eightbit && c->ext.eightbitmime)
 		o += (size_t)snprintf(params + o, sizeof(params) - o, " BODY=8BITMIME");
 	if (c->ext.dsn && t->ret != DSN_RET_DEFAULT)
@@ -442,6 +689,14 @@ body_fill(struct smtp_client *c)
 
 	while (c->state == CS_BODY && conn_pending(c->conn) < CLIENT_OUTPUT_MAX) {
 		uint64_t left = c->txn.body_size - c->sent;
+		if (c->txn.add_header != NULL && c->sent == c->txn.header_at) {
+			/* The wire is at the start of a line here (header_at follows an
+			 * LF, or is 0): the line goes in as it is. */
+			conn_write(c->conn, c->txn.add_header, strlen(c->txn.add_header));
+			conn_write(c->conn, "\r\n", 2);
+			free(c->txn.add_header);
+			c->txn.add_header = NULL;
+		}
 		if (left == 0) {
 			char end[POP3_WIRE_END_MAX];
 			conn_write(c->conn, end, pop3_wire_finish(&c->wire, end));
@@ -451,6 +706,8 @@ body_fill(struct smtp_client *c)
 			return;
 		}
 		size_t want = left < sizeof(chunk) ? (size_t)left : sizeof(chunk);
+		if (c->txn.add_header != NULL && c->txn.header_at - c->sent < want)
+			want = (size_t)(c->txn.header_at - c->sent);
 		if (fs_pread_all(c->fd, chunk, want, (long long)(c->txn.body_offset + c->sent)) < 0) {
 			fail_local(c, "cannot read the queued message");
 			return;
@@ -465,6 +722,24 @@ body_fill(struct smtp_client *c)
 	}
 }
 
+/* Where the added header goes: after the first header field of the
+ * message (our Received, folded lines included), or at the very start when
+ * it is not found in the first HEADER_SCAN octets. */
+static uint64_t
+header_position(int fd, uint64_t offset, uint64_t size)
+{
+	char buf[HEADER_SCAN];
+	size_t n = size < sizeof(buf) ? (size_t)size : sizeof(buf);
+
+	if (n == 0 || fs_pread_all(fd, buf, n, (long long)offset) < 0 || buf[0] == '\n')
+		return 0;
+	for (size_t i = 0; i + 1 < n; i++) {
+		if (buf[i] == '\n' && buf[i + 1] != ' ' && buf[i + 1] != '\t')
+			return i + 1;
+	}
+	return 0;
+}
+
 static void
 body_start(struct smtp_client *c)
 {
@@ -473,6 +748,8 @@ body_start(struct smtp_client *c)
 		fail_local(c, "cannot open the queued message");
 		return;
 	}
+	if (c->txn.add_header != NULL)
+		c->txn.header_at = header_position(c->fd, c->txn.body_offset, c->txn.body_size);
 	pop3_wire_init(&c->wire, -1);
 	c->sent = 0;
 	enter(c, CS_BODY);
@@ -508,6 +785,10 @@ smtp_client_send(struct smtp_client *c, const struct smtp_client_txn *txn)
 	t->path = xstrdup(txn->path);
 	t->body_offset = txn->body_offset;
 	t->body_size = txn->body_size;
+	/* A header with a line end in it would inject lines: never sent. */
+	if (txn->add_header != NULL && txn->add_header[0] != '\0' &&
+	    strpbrk(txn->add_header, "\r\n") == NULL)
+		t->add_header = xstrdup(txn->add_header);
 	t->nrcpt = txn->nrcpt;
 	t->rcpts = xcalloc(txn->nrcpt > 0 ? txn->nrcpt : 1, sizeof(*t->rcpts));
 	for (size_t i = 0; i < txn->nrcpt; i++) {
@@ -520,7 +801,7 @@ smtp_client_send(struct smtp_client *c, const struct smtp_client_txn *txn)
 	c->rcpt_replies = 0;
 	c->accepted = 0;
 	c->mail_failed = false;
-	c->pipelined = c->ext.pipelining;
+	c->pipelined = c->ext.pipelining && !c->set.no_pipelining;
 	/* RFC 1870: a message over the server's declared limit is not sent. */
 	if (c->ext.size_offered && c->ext.size > 0 && t->body_size > c->ext.size) {
 		char reply[SMTP_CLIENT_REPLY_MAX];
@@ -590,6 +871,7 @@ smtp_client_state(struct smtp_client *c, const struct smtp_reply *r)
 			target_failed(c, r->code, "%s refused to talk to us: %s", c->peer, text);
 			return;
 		}
+		c->greeted = true;
 		send_ehlo(c);
 		break;
 	case CS_EHLO:
@@ -624,7 +906,37 @@ smtp_client_state(struct smtp_client *c, const struct smtp_reply *r)
 			    c->peer, text);
 			return;
 		}
-		ready(c); /* RFC 3207 §4: go on without TLS */
+		/* RFC 3207 §4: go on without TLS (AUTH first when asked for) */
+		if (c->set.auth_mechs != 0)
+			auth_start(c);
+		else
+			ready(c);
+		if (c->conn != NULL)
+			conn_flush(c->conn);
+		return;
+	case CS_AUTH:
+		if (r->code == 235) {
+			auth_forget(c); /* the secret is not needed on this connection again */
+			trace(c, '*', "authenticated with %s", c->auth_mech);
+			ready(c);
+			return;
+		}
+		if (r->code == 334) {
+			auth_challenge(c, r);
+			break;
+		}
+		auth_refused(c, r, text);
+		return;
+	case CS_AUTH_CANCEL:
+		auth_clear(c);
+		c->auth_mech = NULL;
+		target_failed(c, 454, "4.7.0 %s sent an authentication challenge we cannot answer "
+		    "(then: %s)", c->peer, text);
+		return;
+	case CS_QUIT:
+		enter(c, CS_DEAD);
+		conn_close(&c->conn);
+		emit(c, SMTP_CLIENT_DONE, NULL, 0, true, r->code, text);
 		return;
 	case CS_MAIL:
 		if (cls != 2) {
@@ -733,8 +1045,16 @@ conn_lost(struct smtp_client *c, const char *why)
 	case CS_EHLO:
 	case CS_HELO:
 	case CS_STARTTLS:
+	case CS_AUTH:
+	case CS_AUTH_CANCEL:
+		auth_clear(c);
 		target_failed(c, 421, "4.4.2 lost connection with %s during the greeting: %s",
 		    c->peer, why);
+		return;
+	case CS_QUIT:
+		conn_free(&c->conn);
+		enter(c, CS_DEAD);
+		emit(c, SMTP_CLIENT_DONE, NULL, 0, true, 0, why);
 		return;
 	case CS_READY:
 		conn_free(&c->conn);
@@ -772,6 +1092,14 @@ client_input(struct smtp_client *c)
 			conn_lost(c, "reply line too long");
 			return;
 		}
+		if (c->set.trace != NULL) {
+			char shown[SMTP_REPLY_LINE_MAX + 3];
+			for (size_t i = 0; i <= li.len; i++) {
+				unsigned char ch = (unsigned char)line[i];
+				shown[i] = i == li.len ? '\0' : ch < 0x20 || ch > 0x7e ? '?' : (char)ch;
+			}
+			c->set.trace(c->set.trace_arg, '<', shown);
+		}
 		switch (smtp_reply_parser_line(&c->parser, line, li.len, &r)) {
 		case SMTP_REPLY_MORE:
 			continue;
@@ -796,13 +1124,35 @@ client_conn_cb(struct conn *conn, enum conn_event ev, void *arg)
 		set_timeout(c, c->set.command_timeout_ms);
 		smtp_reply_parser_init(&c->parser);
 		c->tls_up = false;
+		c->greeted = false;
+		trace(c, '*', "connected to %s", c->peer);
+		if (c->set.implicit_tls && c->set.tls_ctx != NULL) {
+			/* RFC 8314: TLS from the first octet, then the greeting. */
+			enter(c, CS_HANDSHAKE);
+			conn_starttls_client(c->conn, c->set.tls_ctx, c->targets[c->ti].host,
+			    c->set.tls == SMTP_CLIENT_TLS_VERIFY ? c->targets[c->ti].host : NULL);
+			break;
+		}
+		if (c->set.implicit_tls) {
+			target_failed(c, 421, "4.7.5 no TLS context for implicit TLS to %s", c->peer);
+			break;
+		}
 		enter(c, CS_GREETING);
 		break;
-	case CONN_EV_TLS_READY:
+	case CONN_EV_TLS_READY: {
+		char desc[128];
 		c->tls_up = true;
+		conn_tls_describe(c->conn, desc, sizeof(desc));
+		trace(c, '*', "TLS established: %s (certificate %s)", desc,
+		    conn_tls_verified(c->conn) ? "verified" : "not verified");
+		if (!c->greeted) {
+			enter(c, CS_GREETING);
+			break;
+		}
 		send_ehlo(c); /* RFC 3207 §4.2: everything learnt before is forgotten */
 		conn_flush(c->conn);
 		break;
+	}
 	case CONN_EV_INPUT:
 		client_input(c);
 		break;
@@ -849,9 +1199,22 @@ smtp_client_tls(const struct smtp_client *c, char *buf, size_t size)
 	return true;
 }
 
+int
+smtp_client_quit(struct smtp_client *c)
+{
+	if (c->state != CS_READY || c->conn == NULL)
+		return -1;
+	send_line(c, "QUIT");
+	conn_flush(c->conn);
+	enter(c, CS_QUIT);
+	return 0;
+}
+
 static void
 client_destroy(struct smtp_client *c)
 {
+	auth_forget(c);
+	free(c->auth_user);
 	if (c->conn != NULL) {
 		if (c->state == CS_READY)
 			send_line(c, "QUIT");

@@ -8,7 +8,14 @@
  * relay.max_messages_per_connection is reached. A destination that cannot
  * be resolved or reached answers every job waiting for it at once (with the
  * same temporary or permanent error), so a dead destination costs one
- * connection attempt per round, not one per message. */
+ * connection attempt per round, not one per message.
+ *
+ * A job with a server profile (conf/profile.h; MISSION X1, C1-C5) goes to
+ * the profile's relay with the profile's TLS, login, timeouts and session
+ * properties; the runner gives such jobs a destination key of their own.
+ * Before the SMTP connections of a POP-before-SMTP profile, one POP3 login
+ * at a time per destination, at most every relay.pop_before_smtp_interval
+ * seconds (C4). */
 #ifndef TEGAMI_OUTBOUND_H
 #define TEGAMI_OUTBOUND_H
 
@@ -24,6 +31,7 @@ struct ssl_ctx_st;
 struct config;
 struct router;
 struct outbound;
+struct profile;
 
 #define OB_KEY_MAX (ROUTE_NAME_MAX + 96)
 
@@ -48,6 +56,7 @@ struct ob_job {
 	bool eightbit;
 	size_t n;
 	struct ob_rcpt *rcpts;
+	struct profile *profile;    /* a reference the owner holds and drops, or NULL */
 	struct ob_job *next;        /* in its destination's FIFO */
 };
 
@@ -67,7 +76,9 @@ typedef void ob_done_fn(void *arg, struct ob_job *job, const struct ob_result *r
 
 struct outbound *outbound_create(struct event_base *base, const struct config *cfg,
     struct router *router, ob_done_fn *done, void *arg);
-/* The client TLS context for STARTTLS (a reference is taken; NULL: none). */
+/* The client TLS context for STARTTLS (a reference is taken; NULL: none).
+ * The profiles' contexts (one per minimum TLS version, relay.tls_ca_file)
+ * are made again afterwards. */
 void outbound_set_tls(struct outbound *ob, struct ssl_ctx_st *ctx);
 /* Queues a job for its destination (job->key, job->nh). */
 void outbound_submit(struct outbound *ob, struct ob_job *job);

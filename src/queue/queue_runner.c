@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "conf/directory.h"
+#include "conf/profile.h"
 #include "conf/routing.h"
 #include "conf/settings.h"
 #include "deliver/etrn_client.h"
@@ -550,6 +551,29 @@ domain_of(const char *addr)
 	return at != NULL ? at + 1 : "";
 }
 
+/* The next hop and destination key of a recipient domain: the profile's
+ * relay when one applies (all of the message's remote recipients go there,
+ * with the profile's settings: X1, C1), else the route; the source address
+ * makes part of the key. */
+static void
+job_destination(struct queue_runner *q, const struct profile *p, const char *domain,
+    const char *source, struct nexthop *nh, char *key, size_t size)
+{
+	if (p != NULL) {
+		memset(nh, 0, sizeof(*nh));
+		str_copy(nh->name, p->host, sizeof(nh->name));
+		nh->port = p->port;
+		snprintf(key, size, "profile:%s#%llu", p->id, (unsigned long long)p->generation);
+	} else {
+		router_nexthop(q->deps.router, domain, nh);
+		nexthop_key(nh, key, size);
+	}
+	if (source[0] != '\0') {
+		size_t kl = strlen(key);
+		snprintf(key + kl, size - kl, "|%s", source);
+	}
+}
+
 /* Groups the due remote recipients by destination (next hop and source
  * address) into jobs of at most relay.max_rcpts. */
 static void
@@ -560,19 +584,20 @@ dispatch_remote(struct qmsg *m, const size_t *idx, size_t n)
 	const struct envelope *e = m->env;
 	bool *taken = xcalloc(n, sizeof(*taken));
 	char source[INET6_ADDRSTRLEN] = "";
+	struct profile *p = q->deps.profiles != NULL ?
+	    profiles_select(q->deps.profiles, e->sender) : NULL;
 
 	if (routing_source(q->deps.routing, domain_of(e->sender), source, sizeof(source)) != 1)
 		source[0] = '\0';
+	if (p != NULL && p->props.source[0] != '\0')
+		str_copy(source, p->props.source, sizeof(source));
 	for (size_t i = 0; i < n; i++) {
 		if (taken[i])
 			continue;
 		struct ob_job *job = xcalloc(1, sizeof(*job));
-		router_nexthop(q->deps.router, domain_of(e->rcpts[idx[i]].addr), &job->nh);
-		nexthop_key(&job->nh, job->key, sizeof(job->key));
-		if (source[0] != '\0') {
-			size_t kl = strlen(job->key);
-			snprintf(job->key + kl, sizeof(job->key) - kl, "|%s", source);
-		}
+		job_destination(q, p, domain_of(e->rcpts[idx[i]].addr), source, &job->nh, job->key,
+		    sizeof(job->key));
+		job->profile = profile_ref(p);
 		str_copy(job->source, source, sizeof(job->source));
 		job->owner = m;
 		job->qid = e->qid;
@@ -590,12 +615,8 @@ dispatch_remote(struct qmsg *m, const size_t *idx, size_t n)
 				continue;
 			struct nexthop nh;
 			char key[OB_KEY_MAX];
-			router_nexthop(q->deps.router, domain_of(e->rcpts[idx[k]].addr), &nh);
-			nexthop_key(&nh, key, sizeof(key));
-			if (source[0] != '\0') {
-				size_t kl = strlen(key);
-				snprintf(key + kl, sizeof(key) - kl, "|%s", source);
-			}
+			job_destination(q, p, domain_of(e->rcpts[idx[k]].addr), source, &nh, key,
+			    sizeof(key));
 			if (strcmp(key, job->key) != 0)
 				continue;
 			const struct envelope_rcpt *r = &e->rcpts[idx[k]];
@@ -609,6 +630,7 @@ dispatch_remote(struct qmsg *m, const size_t *idx, size_t n)
 		m->jobs_out++;
 		outbound_submit(q->ob, job);
 	}
+	profile_unref(&p);
 	free(taken);
 }
 
@@ -642,6 +664,7 @@ queue_remote_done(void *arg, struct ob_job *job, const struct ob_result *res, si
 		queue_rcpt_record(m, o, n);
 		free(o);
 	}
+	profile_unref(&job->profile);
 	free(job->rcpts);
 	free(job);
 }

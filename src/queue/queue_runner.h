@@ -26,6 +26,7 @@ struct config;
 struct directory;
 struct routing;
 struct router;
+struct profiles;
 struct ssl_ctx_st;
 
 struct queue_runner_deps {
@@ -35,6 +36,7 @@ struct queue_runner_deps {
 	struct directory *dir;
 	struct routing *routing;
 	struct router *router;
+	struct profiles *profiles;  /* server profiles by sender (X1, C1), or NULL */
 	const char *queue_dir;
 	const char *mail_root;
 };
