@@ -532,6 +532,7 @@ cmd_profile_add(struct cli *c, int argc, char **argv)
 	if (strcmp(id, PROFILE_DEFAULT_ID) == 0)
 		return cli_error(CLI_USAGE, "the default profile is built in (tegami profile set "
 		    "default, or tegami smtpauth)");
+	(void)cli_db(c); /* the data directory exists before a key is made in it */
 	profile_init(&p, id);
 	/* The seed's ID is the tenant: a profile named after a domain serves
 	 * that domain's senders unless told otherwise. */
