@@ -93,7 +93,6 @@ pop_done(void *arg, bool ok, bool refused, const char *error)
 	run->ok = ok;
 	run->done = true;
 	str_copy(run->error, error != NULL ? error : "", sizeof(run->error));
-	event_base_loopbreak(run->base);
 }
 
 static void
@@ -118,7 +117,8 @@ smtp_event(void *arg, enum smtp_client_event ev, const struct smtp_client_result
 	}
 	run->done = true;
 	smtp_client_free(&run->cl);
-	event_base_loopbreak(run->base);
+	/* No loopbreak: the loop ends by itself once the connection has
+	 * drained (a QUIT after a refusal) and nothing is left to wait for. */
 }
 
 static const char *

@@ -1236,6 +1236,7 @@ smtp_client_free(struct smtp_client **cp)
 		return;
 	*cp = NULL;
 	c->fn = NULL;
+	c->set.trace = NULL; /* its owner is going too */
 	if (c->depth > 0) {
 		c->free_requested = true;
 		return;

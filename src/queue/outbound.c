@@ -608,9 +608,11 @@ static void
 pop_cb(void *arg, bool ok, bool refused, const char *error)
 {
 	struct ob_dest *d = arg;
+	char why[SMTP_CLIENT_REPLY_MAX];
 
+	str_copy(why, error != NULL ? error : "", sizeof(why)); /* error is the client's */
 	pop3_client_free(&d->pop);
-	pop_done(d, ok, error);
+	pop_done(d, ok, why);
 }
 
 static void
