@@ -305,3 +305,12 @@ def test_connection_test_without_host(tegami_new):
     r = tegami_new.cli("profile", "test", "default", check=False)
     assert r.returncode == 1
     assert "relay.smarthost" in r.stdout
+
+
+def test_help_lists_the_commands(tegami_new):
+    out = tegami_new.cli("--help").stdout
+    for verb in ("list", "add", "set", "del", "show", "test", "export", "import"):
+        assert "tegami profile %s" % verb in out
+    assert "tegami smtpauth -s -u ACCOUNT" in out
+    r = tegami_new.cli("profile", "frob", check=False)
+    assert r.returncode == 2 and "unknown subcommand 'profile frob'" in r.stderr
