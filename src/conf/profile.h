@@ -156,6 +156,7 @@ int profile_db_get(struct sqlite3 *db, const char *id, struct profile *p, char *
  * setting relay.smarthost. The caller wraps it in a transaction with
  * whatever else must change with it. */
 int profile_db_put(struct sqlite3 *db, const struct profile *p, bool create, char **error_r);
+/* Deletes a profile other than the built-in one (-1 when there is none). */
 int profile_db_del(struct sqlite3 *db, const char *id, char **error_r);
 /* Every profile, the default first, then by ID. fn may not touch the db. */
 int profile_db_list(struct sqlite3 *db, void (*fn)(void *arg, const struct profile *p),
@@ -163,6 +164,8 @@ int profile_db_list(struct sqlite3 *db, void (*fn)(void *arg, const struct profi
 
 /* --- the daemon side: refcounted snapshots --- */
 
+/* The daemon's set of profiles over db (read on the loop), with the key in
+ * data_dir. Empty until the first profiles_reload(). Never fails. */
 struct profiles *profiles_create(struct sqlite3 *db, const char *data_dir);
 /* Reads every profile again (secrets opened with the key in the data
  * directory; one that cannot be opened leaves secret_error set and is
@@ -173,9 +176,12 @@ void profiles_reload(struct profiles *ps, const char *smarthost);
  * address, else its domain, else the default one when it is in use (a
  * smarthost or a login configured), else NULL. Returns a new reference. */
 struct profile *profiles_select(struct profiles *ps, const char *sender);
+/* Takes a reference (p may be NULL); returns p. */
 struct profile *profile_ref(struct profile *p);
 /* Drops a reference (the last frees and wipes); sets *pp to NULL. */
 void profile_unref(struct profile **pp);
+/* Drops the set's references (snapshots still held elsewhere live on until
+ * their holders drop them); sets *psp to NULL. */
 void profiles_destroy(struct profiles **psp);
 
 /* True when the default profile p is in use: mail goes to a smarthost. */
