@@ -86,7 +86,7 @@ static const char schema_v4[] =
 	"  login TEXT NOT NULL DEFAULT 'none',"
 	"  auth TEXT NOT NULL DEFAULT 'ALL',"
 	"  account TEXT NOT NULL DEFAULT '',"
-	"  secret TEXT,"
+	"  auth_sealed TEXT,"
 	"  xmailer TEXT NOT NULL DEFAULT '',"
 	"  debug INTEGER NOT NULL DEFAULT 0,"
 	"  connect_timeout_ms INTEGER NOT NULL DEFAULT 0,"
@@ -97,7 +97,7 @@ static const char schema_v4[] =
 	"  pop_port INTEGER NOT NULL DEFAULT 110,"
 	"  pop_tls TEXT NOT NULL DEFAULT 'none',"
 	"  pop_account TEXT NOT NULL DEFAULT '',"
-	"  pop_secret TEXT);"
+	"  pop_sealed TEXT);"
 	"INSERT OR IGNORE INTO smtp_profiles(id, builtin) VALUES('default', 1);";
 
 const char *

@@ -421,8 +421,8 @@ profile_secret_open(const char *data_dir, const char *id, const char *field, con
 /* --- rows --- */
 
 #define COLUMNS "id, builtin, host, port, tls, tls_protocol, tls_verify, login, auth, " \
-	"account, secret, xmailer, debug, connect_timeout_ms, timeout_ms, properties, " \
-	"senders, pop_host, pop_port, pop_tls, pop_account, pop_secret"
+	"account, auth_sealed, xmailer, debug, connect_timeout_ms, timeout_ms, properties, " \
+	"senders, pop_host, pop_port, pop_tls, pop_account, pop_sealed"
 
 static const char *
 col_text(sqlite3_stmt *st, int i)

@@ -444,8 +444,9 @@ def test_deletions_applied_only_after_quit(pop):
     p = session(pop)
     uidls = uidl_map(p)
     kept = p.retr(2)[1]
+    # The new/ -> cur/ moves run after the login reply, on a worker.
+    assert wait_until(lambda: len(maildir_files(pop, "cur")) == 3, timeout=10)
     before = maildir_files(pop, "cur")
-    assert len(before) == 3
     assert p.cmd("DELE 1").startswith("+OK")
     assert p.cmd("DELE 3").startswith("+OK")
     assert maildir_files(pop, "cur") == before                # not yet

@@ -73,7 +73,7 @@ def test_list_add_show_set_del(tegami_new):
     for verb in ("list", "show tenant-a.example", "export --all"):
         assert SECRET not in t.cli("profile", *verb.split()).stdout
     db = sqlite3.connect(t.dir / "tegami.db")
-    (sealed,) = db.execute("SELECT secret FROM smtp_profiles WHERE id = 'tenant-a.example'").fetchone()
+    (sealed,) = db.execute("SELECT auth_sealed FROM smtp_profiles WHERE id = 'tenant-a.example'").fetchone()
     db.close()
     assert sealed.startswith("v1:") and SECRET not in sealed
 

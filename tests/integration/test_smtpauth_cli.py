@@ -203,7 +203,7 @@ def test_password_sealed_at_rest(t):
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert key.stat().st_size == 32
     db = sqlite3.connect(t.dir / "tegami.db")
-    (secret,) = db.execute("SELECT secret FROM smtp_profiles WHERE id = 'default'").fetchone()
+    (secret,) = db.execute("SELECT auth_sealed FROM smtp_profiles WHERE id = 'default'").fetchone()
     db.close()
     assert secret.startswith("v1:") and PASSWORD not in secret
     for f in t.dir.iterdir():
@@ -212,7 +212,7 @@ def test_password_sealed_at_rest(t):
     # -d forgets it
     t.cli("smtpauth", "-d")
     db = sqlite3.connect(t.dir / "tegami.db")
-    assert db.execute("SELECT secret FROM smtp_profiles WHERE id = 'default'").fetchone() == (None,)
+    assert db.execute("SELECT auth_sealed FROM smtp_profiles WHERE id = 'default'").fetchone() == (None,)
     db.close()
 
 
