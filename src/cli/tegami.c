@@ -104,7 +104,7 @@ const struct cli_command cli_commands[] = {
 	{ "profile", "import", cmd_profile_import, "--mode new|update FILE",
 	  "read profiles back: new adds only absent IDs, update overwrites" },
 	{ "status", NULL, cmd_status, "",
-	  "is tegamid running, its listeners, the queue size, outbound connections" },
+	  "is tegamid running, its listeners, the queue size, outbound connections, the smarthost" },
 	{ "reload", NULL, cmd_reload, "", "make tegamid re-read its settings now" },
 };
 const size_t cli_ncommands = sizeof(cli_commands) / sizeof(cli_commands[0]);
