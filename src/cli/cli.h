@@ -114,6 +114,7 @@ extern const size_t cli_ncommands;
 int cmd_domain_add(struct cli *c, int argc, char **argv);
 int cmd_domain_list(struct cli *c, int argc, char **argv);
 int cmd_domain_del(struct cli *c, int argc, char **argv);
+int cmd_domain_bind(struct cli *c, int argc, char **argv);
 int cmd_user_add(struct cli *c, int argc, char **argv);
 int cmd_user_list(struct cli *c, int argc, char **argv);
 int cmd_user_del(struct cli *c, int argc, char **argv);

@@ -13,8 +13,11 @@
 #include "lib/db.h"
 
 const struct cli_command cli_commands[] = {
-	{ "domain", "add", cmd_domain_add, "DOMAIN [--postmaster ADDRESS]", "add a local domain" },
-	{ "domain", "list", cmd_domain_list, "", "list local domains and their postmaster" },
+	{ "domain", "add", cmd_domain_add, "DOMAIN [--postmaster ADDRESS] [--bind ADDR[,ADDR...]]",
+	  "add a local domain (--bind: accepted only on listeners at those addresses)" },
+	{ "domain", "bind", cmd_domain_bind, "DOMAIN ADDR[,ADDR...] | --none",
+	  "accept mail for a domain only on listeners at these addresses (--none: on all)" },
+	{ "domain", "list", cmd_domain_list, "", "list local domains, their postmaster and binding" },
 	{ "domain", "del", cmd_domain_del, "DOMAIN", "delete a domain that has no users left" },
 	{ "user", "add", cmd_user_add,
 	  "ADDRESS [--password-stdin | --no-password] [--no-cram-md5]",

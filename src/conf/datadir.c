@@ -13,7 +13,7 @@
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 /* How long a backup or restore waits for a writer: 20 ms per try. */
 #define COPY_BUSY_TRIES 500
 
@@ -100,6 +100,11 @@ static const char schema_v4[] =
 	"  pop_sealed TEXT);"
 	"INSERT OR IGNORE INTO smtp_profiles(id, builtin) VALUES('default', 1);";
 
+/* v5: a local domain bound to listen addresses (S4): NULL, or the
+ * addresses (comma-separated) on which mail for it is accepted. */
+static const char schema_v5[] =
+	"ALTER TABLE domains ADD COLUMN bind TEXT;";
+
 const char *
 datadir_choose(const char *opt)
 {
@@ -151,6 +156,8 @@ schema_upgrade(struct sqlite3 *db, char **error_r)
 	if (v < 3 && db_exec(db, schema_v3, error_r) < 0)
 		goto fail;
 	if (v < 4 && db_exec(db, schema_v4, error_r) < 0)
+		goto fail;
+	if (v < 5 && db_exec(db, schema_v5, error_r) < 0)
 		goto fail;
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
 	if (v < SCHEMA_VERSION && db_exec(db, sql, error_r) < 0)

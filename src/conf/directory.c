@@ -1,5 +1,6 @@
 #include "conf/directory.h"
 
+#include <arpa/inet.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@ enum stmt_id {
 	ST_CREDENTIALS,
 	ST_ACCESS_LIST,
 	ST_LIST_ENTRIES,
+	ST_DOMAIN_BIND,
 	ST_COUNT
 };
 
@@ -31,6 +33,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_CREDENTIALS] = "SELECT password, cram_md5 FROM users WHERE address = ?",
 	[ST_ACCESS_LIST] = "SELECT entry FROM access WHERE listener = ?",
 	[ST_LIST_ENTRIES] = "SELECT entry FROM lists WHERE name = ?",
+	[ST_DOMAIN_BIND] = "SELECT bind FROM domains WHERE name = ?",
 };
 
 struct directory {
@@ -229,15 +232,46 @@ resolve_bare_postmaster(struct directory *dir, struct dir_targets *out)
 	return resolve_mailbox(dir, "postmaster", domain, 0, out);
 }
 
+int
+directory_domain_bind_get(struct directory *dir, const char *domain, char *buf, size_t size)
+{
+	sqlite3_stmt *st = stmt_bind1(dir, ST_DOMAIN_BIND, domain);
+	int rc = sqlite3_step(st);
+
+	buf[0] = '\0';
+	if (rc == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL)
+		str_copy(buf, (const char *)sqlite3_column_text(st, 0), size);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* S4: the domain is bound to listen addresses and local_ip is none of
+ * them. 1 yes, 0 no (unbound, not ours, or no address to check), -1 error. */
+static int
+bound_elsewhere(struct directory *dir, const char *domain, const char *local_ip)
+{
+	char bind[DIR_BIND_LEN];
+
+	if (local_ip == NULL || local_ip[0] == '\0')
+		return 0;
+	int rc = directory_domain_bind_get(dir, domain, bind, sizeof(bind));
+	if (rc <= 0)
+		return rc;
+	return bind[0] != '\0' && !netaddr_ip_in_cidr_list(local_ip, bind);
+}
+
 enum dir_result
-directory_resolve(struct directory *dir, const struct mail_addr *rcpt, bool percent_routing,
-    struct dir_targets *out)
+directory_resolve_at(struct directory *dir, const struct mail_addr *rcpt, bool percent_routing,
+    const char *local_ip, struct dir_targets *out)
 {
 	out->n = 0;
 	if (rcpt->domain[0] == '\0') /* bare <Postmaster>: RFC 5321 §4.5.1 */
 		return resolve_bare_postmaster(dir, out);
 	if (rcpt->domain[0] == '[')  /* address literals are never local here */
 		return DIR_NOT_LOCAL;
+	int b = bound_elsewhere(dir, rcpt->domain, local_ip);
+	if (b != 0)
+		return b < 0 ? DIR_TEMPFAIL : DIR_NOT_LOCAL;
 	const char *pct = strrchr(rcpt->local, '%');
 	if (percent_routing && pct != NULL && directory_domain_exists(dir, rcpt->domain)) {
 		if (pct[1] == '\0' || pct == rcpt->local)
@@ -245,9 +279,19 @@ directory_resolve(struct directory *dir, const struct mail_addr *rcpt, bool perc
 		char local[ADDR_LOCAL_MAX + 1];
 		str_copy(local, rcpt->local, sizeof(local));
 		local[pct - rcpt->local] = '\0';
+		/* The routed-to host is a recipient domain too. */
+		if ((b = bound_elsewhere(dir, pct + 1, local_ip)) != 0)
+			return b < 0 ? DIR_TEMPFAIL : DIR_NOT_LOCAL;
 		return resolve_mailbox(dir, local, pct + 1, 0, out);
 	}
 	return resolve_mailbox(dir, rcpt->local, rcpt->domain, 0, out);
+}
+
+enum dir_result
+directory_resolve(struct directory *dir, const struct mail_addr *rcpt, bool percent_routing,
+    struct dir_targets *out)
+{
+	return directory_resolve_at(dir, rcpt, percent_routing, NULL, out);
 }
 
 bool
@@ -342,6 +386,61 @@ directory_domain_add(struct directory *dir, const char *domain, const char *post
 	}
 	return exec_bound(dir, "INSERT INTO domains(name, postmaster) VALUES(lower(?), ?)",
 	    domain, postmaster, NULL, error_r);
+}
+
+/* One address of a bind list into out, canonical. 0 or -1. */
+static int
+bind_item(const char *item, char *out, size_t size)
+{
+	unsigned char raw[16];
+	int family = strchr(item, ':') != NULL ? AF_INET6 : AF_INET;
+
+	if (inet_pton(family, item, raw) != 1 || inet_ntop(family, raw, out, (socklen_t)size) == NULL)
+		return -1;
+	return 0;
+}
+
+int
+directory_bind_normalize(const char *in, char *out, size_t size, const char **error_r)
+{
+	char item[64], canon[INET6_ADDRSTRLEN];
+	size_t count = 0, o = 0;
+
+	out[0] = '\0';
+	for (const char *p = in + strspn(in, " "); ; p += strspn(p, " ")) {
+		size_t n = strcspn(p, ",");
+		while (n > 0 && p[n - 1] == ' ')
+			n--;
+		if (n == 0 || n >= sizeof(item)) {
+			*error_r = "expected ADDRESS[,ADDRESS...] (IP addresses of listeners)";
+			return -1;
+		}
+		memcpy(item, p, n);
+		item[n] = '\0';
+		if (bind_item(item, canon, sizeof(canon)) < 0) {
+			*error_r = "not an IP address (a listen address, without port or range)";
+			return -1;
+		}
+		if (!netaddr_ip_in_cidr_list(canon, out)) {
+			if (++count > DIR_BIND_MAX || o + strlen(canon) + 2 > size) {
+				*error_r = "too many addresses";
+				return -1;
+			}
+			o += (size_t)snprintf(out + o, size - o, "%s%s", o > 0 ? "," : "", canon);
+		}
+		p += strcspn(p, ",");
+		if (*p == '\0')
+			return 0;
+		p++;
+	}
+}
+
+int
+directory_domain_set_bind(struct directory *dir, const char *domain, const char *bind,
+    char **error_r)
+{
+	return exec_changing(dir, "UPDATE domains SET bind = ?2 WHERE name = ?1", domain, bind,
+	    xasprintf("no such domain: %s", domain), error_r);
 }
 
 int

@@ -48,6 +48,14 @@ bool directory_user_exists(struct directory *dir, const char *mailbox);
 enum dir_result directory_resolve(struct directory *dir, const struct mail_addr *rcpt,
     bool percent_routing, struct dir_targets *out);
 
+/* directory_resolve() for mail that arrived on the local address local_ip
+ * (S4, seed 002 "multiple domains"): a domain bound to listen addresses is
+ * local only on those; on any other address it is DIR_NOT_LOCAL, exactly as
+ * a domain that is not ours. local_ip NULL or "" checks no binding. The bare
+ * <Postmaster> (RFC 5321 §4.5.1) is accepted on every address. */
+enum dir_result directory_resolve_at(struct directory *dir, const struct mail_addr *rcpt,
+    bool percent_routing, const char *local_ip, struct dir_targets *out);
+
 /* Validates a mailbox local part as the admin may create it: lower-case
  * letters, digits and "._+-", not starting with "." nor containing "..",
  * so that it is safe as a path component. */
@@ -57,6 +65,24 @@ bool directory_local_part_valid(const char *local);
 int directory_domain_add(struct directory *dir, const char *domain, const char *postmaster,
     char **error_r);
 int directory_domain_del(struct directory *dir, const char *domain, char **error_r);
+
+/* Most listen addresses one domain may be bound to. */
+#define DIR_BIND_MAX 16
+/* Room for a normalized bind list: DIR_BIND_MAX IPv6 addresses and commas. */
+#define DIR_BIND_LEN (DIR_BIND_MAX * 46)
+/* Checks "ADDR[,ADDR...]" (IPv4 or IPv6 addresses, no ranges, blanks after
+ * commas allowed) and writes its canonical form (inet_ntop, duplicates
+ * dropped, order kept) into out (DIR_BIND_LEN bytes). 0, or -1 with a
+ * static one-line reason. */
+int directory_bind_normalize(const char *in, char *out, size_t size, const char **error_r);
+/* Binds domain to the listen addresses of a normalized list, or unbinds it
+ * (bind NULL): S4. -1 with *error_r (free) when there is no such domain. */
+int directory_domain_set_bind(struct directory *dir, const char *domain, const char *bind,
+    char **error_r);
+/* The domain's bind list into buf ("" when unbound). 1 found, 0 no such
+ * domain, -1 database error. */
+int directory_domain_bind_get(struct directory *dir, const char *domain, char *buf,
+    size_t size);
 /* hash: crypt(3) string or NULL (no login); cram: CRAM-MD5 secret or NULL. */
 int directory_user_add(struct directory *dir, const char *address, const char *hash,
     const char *cram, char **error_r);

@@ -389,8 +389,8 @@ cmd_rcpt(struct smtp_session *s, char *args)
 		    "after %%");
 		return;
 	}
-	enum dir_result where = directory_resolve(smtp_server_directory(s->srv), &pa.addr,
-	    cfg->smtp_percent_routing, targets);
+	enum dir_result where = directory_resolve_at(smtp_server_directory(s->srv), &pa.addr,
+	    cfg->smtp_percent_routing, s->local_ip, targets);
 	if ((where == DIR_LOCAL || where == DIR_NOT_LOCAL) &&
 	    smtp_policy_rcpt(s, where == DIR_LOCAL) < 0)
 		return;

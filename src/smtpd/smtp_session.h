@@ -65,6 +65,7 @@ struct smtp_session {
 	uint64_t id;
 	size_t slot;         /* index in the server's session array */
 	char ip[INET6_ADDRSTRLEN];
+	char local_ip[INET6_ADDRSTRLEN]; /* address the connection was accepted on (S4) */
 	enum smtp_state state;
 	bool esmtp;          /* EHLO (not HELO) was used */
 	bool busy;           /* waiting for a worker job */

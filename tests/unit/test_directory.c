@@ -665,6 +665,92 @@ test_percent_routing(void **state)
 	RESOLVES_TO_1(f, "bob", "example.test", true, "bob@example.test");
 }
 
+/* ---- S4: domains bound to listen addresses ---- */
+
+static enum dir_result
+resolve_at(struct fixture *f, const char *local, const char *domain, bool percent,
+    const char *local_ip)
+{
+	struct mail_addr a;
+
+	memset(&a, 0, sizeof(a));
+	snprintf(a.local, sizeof(a.local), "%s", local);
+	snprintf(a.domain, sizeof(a.domain), "%s", domain);
+	return directory_resolve_at(f->dir, &a, percent, local_ip, f->out);
+}
+
+static void
+test_bind_normalize(void **state)
+{
+	char out[DIR_BIND_LEN], big[2048];
+	const char *why = NULL;
+
+	assert_int_equal(directory_bind_normalize("127.0.0.2", out, sizeof(out), &why), 0);
+	assert_string_equal(out, "127.0.0.2");
+	assert_int_equal(directory_bind_normalize(" 0:0::1 , 192.0.2.1,::1,2001:DB8::5 ", out,
+	    sizeof(out), &why), 0);
+	assert_string_equal(out, "::1,192.0.2.1,2001:db8::5");
+	const char *bad[] = { "", ",", "1.2.3.4,", ",1.2.3.4", "10.0.0.0/8", "host.example",
+	    "1.2.3.256", "1.2.3.4,,5.6.7.8", "[::1]", "1.2.3.4:25" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why = NULL;
+		if (directory_bind_normalize(bad[i], out, sizeof(out), &why) == 0)
+			fail_msg("'%s' accepted as %s", bad[i], out);
+		assert_non_null(why);
+	}
+	/* more than DIR_BIND_MAX distinct addresses */
+	size_t o = 0;
+	for (int i = 1; i <= DIR_BIND_MAX + 1; i++)
+		o += (size_t)snprintf(big + o, sizeof(big) - o, "%s10.0.0.%d", i > 1 ? "," : "", i);
+	assert_int_equal(directory_bind_normalize(big, out, sizeof(out), &why), -1);
+}
+
+static void
+test_domain_bound(void **state)
+{
+	struct fixture *f = *state;
+	char bind[DIR_BIND_LEN], *error = NULL;
+
+	DOMAIN_ADD(f, "bound.test", NULL);
+	USER_ADD(f, "carol@bound.test");
+	USER_ADD(f, "bob@example.test");
+	assert_int_equal(directory_domain_bind_get(f->dir, "bound.test", bind, sizeof(bind)), 1);
+	assert_string_equal(bind, "");
+	assert_int_equal(directory_domain_bind_get(f->dir, "nosuch.test", bind, sizeof(bind)), 0);
+	OK(directory_domain_set_bind(f->dir, "Bound.Test", "127.0.0.2,::1", &error_));
+	assert_int_equal(directory_domain_bind_get(f->dir, "bound.test", bind, sizeof(bind)), 1);
+	assert_string_equal(bind, "127.0.0.2,::1");
+	expect_fail(directory_domain_set_bind(f->dir, "nosuch.test", "::1", &error), &error);
+
+	assert_int_equal(resolve_at(f, "carol", "bound.test", false, "127.0.0.2"), DIR_LOCAL);
+	assert_int_equal(resolve_at(f, "carol", "BOUND.test", false, "::1"), DIR_LOCAL);
+	assert_int_equal(resolve_at(f, "carol", "bound.test", false, "127.0.0.1"), DIR_NOT_LOCAL);
+	assert_int_equal(f->out->n, 0);
+	assert_int_equal(resolve_at(f, "nobody", "bound.test", false, "127.0.0.1"), DIR_NOT_LOCAL);
+	assert_int_equal(resolve_at(f, "postmaster", "bound.test", false, "10.1.1.1"),
+	    DIR_NOT_LOCAL);
+	/* no address to check (the admin side, the sender rules): as before */
+	assert_int_equal(resolve_at(f, "carol", "bound.test", false, NULL), DIR_LOCAL);
+	assert_int_equal(resolve_at(f, "carol", "bound.test", false, ""), DIR_LOCAL);
+	assert_int_equal(resolve(f, "carol", "bound.test", false), DIR_LOCAL);
+	/* unbound domains everywhere */
+	assert_int_equal(resolve_at(f, "bob", "example.test", false, "127.0.0.1"), DIR_LOCAL);
+	/* percent routing into the bound domain counts the routed-to domain */
+	assert_int_equal(resolve_at(f, "carol%bound.test", "example.test", true, "127.0.0.1"),
+	    DIR_NOT_LOCAL);
+	assert_int_equal(resolve_at(f, "carol%bound.test", "example.test", true, "::1"),
+	    DIR_LOCAL);
+	/* an alias in an unbound domain may still deliver into a bound one */
+	ALIAS_ADD(f, "team@example.test", "carol@bound.test");
+	assert_int_equal(resolve_at(f, "team", "example.test", false, "127.0.0.1"), DIR_LOCAL);
+	expect_targets(f, 1, "carol@bound.test");
+	/* bare <Postmaster> is accepted on every address (RFC 5321 §4.5.1) */
+	assert_int_equal(resolve_at(f, "postmaster", "", false, "10.1.1.1"), DIR_LOCAL);
+
+	OK(directory_domain_set_bind(f->dir, "bound.test", NULL, &error_));
+	assert_int_equal(resolve_at(f, "carol", "bound.test", false, "127.0.0.1"), DIR_LOCAL);
+}
+
 /* ---- listing ---- */
 
 struct rows {
@@ -781,6 +867,8 @@ main(void)
 		T(test_postmaster_alias),
 		T(test_postmaster_no_domain),
 		T(test_percent_routing),
+		cmocka_unit_test(test_bind_normalize),
+		T(test_domain_bound),
 		T(test_lists),
 		T(test_changes_visible_to_other_connection),
 	};

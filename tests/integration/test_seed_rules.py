@@ -1,0 +1,170 @@
+"""The seed rules over real sockets: a local domain bound to listen addresses
+(S4, seed 002 "multiple domains")."""
+import base64
+import hashlib
+import hmac
+import sqlite3
+import ssl
+import time
+
+import pytest
+
+from conftest import RawSMTP
+
+
+def b64(s):
+    return base64.b64encode(s.encode()).decode()
+
+
+def eventually(check, timeout=5):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def session(port, host="127.0.0.1"):
+    c = RawSMTP(port, host=host)
+    assert c.reply()[0] == 220
+    code, lines = c.cmd("EHLO client.example")
+    assert code == 250
+    return c, [l.upper() for l in lines[1:]]
+
+
+def starttls(c):
+    assert c.cmd("STARTTLS")[0] == 220
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    c.sock, c.buf = ctx.wrap_socket(c.sock, server_hostname="localhost"), b""
+    code, lines = c.cmd("EHLO client.example")
+    assert code == 250
+    return [l.upper() for l in lines[1:]]
+
+
+def tls_session(t, user=None, password="secret"):
+    c, _ = session(t.port)
+    starttls(c)
+    if user:
+        code, texts = c.cmd("AUTH PLAIN " + b64("\0%s\0%s" % (user, password)))
+        assert code == 235, (code, texts)
+    return c
+
+
+def rcpt(port, rcpt_to, host="127.0.0.1", sender="someone@example.org"):
+    """(code, text) of RCPT TO in a fresh session (MAIL must pass)."""
+    c, _ = session(port, host)
+    try:
+        code, texts = c.cmd("MAIL FROM:<%s>" % sender)
+        assert code == 250, texts
+        code, texts = c.cmd("RCPT TO:<%s>" % rcpt_to)
+        return code, texts[0]
+    finally:
+        c.close()
+
+
+def mail_from(c, sender):
+    code, texts = c.cmd("MAIL FROM:<%s>" % sender)
+    if code == 250:
+        c.cmd("RSET")
+    return code, texts[0]
+
+
+# --- S4: a local domain bound to listen addresses --------------------------------
+
+def test_bound_domain_accepted_only_on_its_addresses(tegami_new):
+    """Seed 002 (複数ドメイン): each domain with its interface. On another
+    address its recipients get exactly what a non-local domain gets."""
+    t = tegami_new
+    r = t.cli("domain", "add", "bound.test", "--bind", "127.0.0.2")
+    assert r.stdout == ("domain bound.test added (postmaster: postmaster@bound.test), "
+                        "bound to 127.0.0.2\n")
+    t.add_user("carol@bound.test")
+    t.add_user("bob@example.test")
+    t.start(**{"smtp.listen": "127.0.0.1:%d,127.0.0.2:%d" % (t.port, t.port)})
+    assert "bound.test\tpostmaster=postmaster@bound.test\tbind=127.0.0.2\n" in \
+        t.cli("domain", "list").stdout
+
+    assert rcpt(t.port, "carol@bound.test", host="127.0.0.2")[0] == 250
+    assert rcpt(t.port, "postmaster@bound.test", host="127.0.0.2")[0] == 250
+    # elsewhere: the reply of a domain that is not ours, for users and non-users alike
+    foreign = rcpt(t.port, "carol@example.org")
+    assert foreign == (550, "5.7.1 <carol@example.org>: Relay access denied")
+    for addr in ("carol@bound.test", "nobody@bound.test", "Carol@BOUND.test"):
+        code, text = rcpt(t.port, addr)
+        assert (code, text) == (550, "5.7.1 <%s>: Relay access denied" % addr)
+    # unbound domains as before, on both addresses
+    assert rcpt(t.port, "bob@example.test")[0] == 250
+    assert rcpt(t.port, "bob@example.test", host="127.0.0.2")[0] == 250
+
+    # rebinding and unbinding reach the running daemon
+    r = t.cli("domain", "bind", "bound.test", "127.0.0.1, 127.0.0.1,127.0.0.3")
+    assert r.stdout == "domain bound.test is accepted only on 127.0.0.1,127.0.0.3\n"
+    assert eventually(lambda: rcpt(t.port, "carol@bound.test")[0] == 250)
+    assert rcpt(t.port, "carol@bound.test", host="127.0.0.2")[0] == 550
+    r = t.cli("domain", "bind", "bound.test", "--none")
+    assert r.stdout == "domain bound.test is accepted on every listen address\n"
+    assert eventually(lambda: rcpt(t.port, "carol@bound.test", host="127.0.0.2")[0] == 250)
+    assert "bind=" not in t.cli("domain", "list").stdout
+
+
+def test_bound_domain_over_ipv6_and_percent_routing(tegami_new):
+    t = tegami_new
+    t.cli("domain", "add", "six.test", "--bind", "0:0::1")
+    t.add_user("dan@six.test")
+    t.start(**{"smtp.listen": "127.0.0.1:%d,[::1]:%d" % (t.port, t.port),
+               "smtp.percent_routing": "yes"})
+    assert "\tbind=::1\n" in t.cli("domain", "list").stdout
+    assert rcpt(t.port, "dan@six.test", host="::1")[0] == 250
+    assert rcpt(t.port, "dan@six.test")[0] == 550
+    # routed through an unbound local domain to the bound one: still refused here
+    assert rcpt(t.port, "dan%six.test@example.test")[0] == 550
+    assert rcpt(t.port, "dan%six.test@example.test", host="::1")[0] == 250
+
+
+def test_domain_bind_errors(tegami_new):
+    t = tegami_new
+
+    def fails(r, code, needle):
+        assert r.returncode == code and r.stdout == "", (r.returncode, r.stdout, r.stderr)
+        assert r.stderr.count("\n") == 1 and needle in r.stderr, r.stderr
+    fails(t.cli("domain", "add", "x.test", "--bind", "10.0.0.0/8", check=False), 2,
+          "not an IP address")
+    fails(t.cli("domain", "add", "x.test", "--bind", "1.2.3.4,", check=False), 2, "--bind")
+    fails(t.cli("domain", "add", "x.test", "--bind", check=False), 2, "usage")
+    fails(t.cli("domain", "add", "x.test", "--bind", "1.2.3.4", "--bind", "1.2.3.5",
+                check=False), 2, "usage")
+    fails(t.cli("domain", "bind", "x.test", check=False), 2, "usage")
+    fails(t.cli("domain", "bind", "nosuch.test", "127.0.0.1", check=False), 1, "no such domain")
+    fails(t.cli("domain", "bind", "example.test", "host.example", check=False), 2,
+          "not an IP address")
+    assert "x.test" not in t.cli("domain", "list").stdout     # nothing half-made
+    r = t.cli("domain", "add", "x.test", "--postmaster", "boss@example.test", "--bind", "::1")
+    assert r.returncode == 0
+    assert "x.test\tpostmaster=boss@example.test\tbind=::1" in t.cli("domain", "list").stdout
+
+
+def test_binding_survives_backup_restore_and_old_backups_upgrade(tegami_new, tmp_path):
+    from conftest import Tegami
+    t = tegami_new
+    t.cli("domain", "add", "bound.test", "--bind", "127.0.0.2,::1")
+    backup = tmp_path / "b.db"
+    t.cli("backup", backup)
+    other = Tegami(tmp_path / "other")
+    other.cli("restore", backup)
+    assert "bound.test\tpostmaster=postmaster@bound.test\tbind=127.0.0.2,::1\n" in \
+        other.cli("domain", "list").stdout
+    # A backup from before bindings existed (schema 4) is brought up to date.
+    old = tmp_path / "old.db"
+    old.write_bytes(backup.read_bytes())
+    with sqlite3.connect(old) as db:
+        db.execute("ALTER TABLE domains DROP COLUMN bind")
+        db.execute("PRAGMA user_version = 4")
+    db.close()
+    other.cli("restore", old)
+    out = other.cli("domain", "list").stdout
+    assert "bound.test\tpostmaster=postmaster@bound.test\n" in out and "bind=" not in out
+    other.cli("domain", "bind", "bound.test", "127.0.0.2")
+    assert "bind=127.0.0.2" in other.cli("domain", "list").stdout
