@@ -35,16 +35,20 @@ struct auth_service {
 	struct directory *dir;
 	const struct config *cfg;
 	unsigned char key[32];
+	char *dummy_hash;  /* of a random password: what unknown users are checked against */
+	char dummy_cram[CRAM_MD5_SECRET_LEN + 1];
 	struct cache_entry *cache[CACHE_BUCKETS];
 	size_t ncache;
 };
 
 struct auth_request {
 	struct auth_service *a;
+	auth_result_fn *done_result; /* one of the two is set */
 	auth_done_fn *done;
 	void *arg;
 	bool cancelled;
-	bool ok;
+	bool dummy;                  /* checked against the dummy hash: never ok */
+	enum auth_result result;
 	char user[SASL_NAME_MAX + 1];
 	char password[SASL_SECRET_MAX + 1];
 	char hash[HASH_MAX];
@@ -62,6 +66,17 @@ auth_service_create(struct event_base *base, struct workers *workers, struct dir
 	a->cfg = cfg;
 	if (RAND_bytes(a->key, sizeof(a->key)) != 1)
 		fatalx("RAND_bytes failed");
+	/* A hash made the way every stored one is (same scheme, same cost). */
+	char random[33];
+	unsigned char raw[16];
+	if (RAND_bytes(raw, sizeof(raw)) != 1)
+		fatalx("RAND_bytes failed");
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(random + 2 * i, 3, "%02x", raw[i]);
+	if ((a->dummy_hash = password_hash(random)) == NULL)
+		fatal("cannot make the dummy password hash");
+	cram_md5_secret(random, a->dummy_cram);
+	OPENSSL_cleanse(random, sizeof(random));
 	return a;
 }
 
@@ -88,6 +103,7 @@ auth_service_destroy(struct auth_service **ap)
 		return;
 	auth_service_flush(a);
 	OPENSSL_cleanse(a->key, sizeof(a->key));
+	free(a->dummy_hash);
 	free(a);
 	*ap = NULL;
 }
@@ -166,8 +182,12 @@ request_free(struct auth_request *req)
 static void
 request_finish(struct auth_request *req)
 {
-	if (!req->cancelled)
-		req->done(req->arg, req->ok);
+	if (!req->cancelled) {
+		if (req->done_result != NULL)
+			req->done_result(req->arg, req->result);
+		else
+			req->done(req->arg, req->result == AUTH_OK);
+	}
 	request_free(req);
 }
 
@@ -185,8 +205,9 @@ deferred_done(void *arg)
 /* Answers later on the loop, as the contract promises. Through the worker
  * pool so that a shutdown drains it like any other job. */
 static void
-finish_soon(struct auth_request *req)
+finish_soon(struct auth_request *req, enum auth_result result)
 {
+	req->result = result;
 	workers_submit(req->a->workers, noop_work, deferred_done, req);
 }
 
@@ -194,8 +215,9 @@ static void
 verify_work(void *arg)
 {
 	struct auth_request *req = arg;
+	bool ok = password_verify(req->hash, req->password);
 
-	req->ok = password_verify(req->hash, req->password);
+	req->result = ok && !req->dummy ? AUTH_OK : AUTH_FAILED;
 }
 
 static void
@@ -203,49 +225,84 @@ verify_done(void *arg)
 {
 	struct auth_request *req = arg;
 
-	if (req->ok)
+	if (req->result == AUTH_OK)
 		cache_put(req->a, req->user, req->hash, req->password);
 	request_finish(req);
+}
+
+/* CRAM-MD5 (on the loop: one HMAC). An unknown user's digest is checked
+ * against a dummy secret all the same. */
+static void
+check_cram(struct auth_request *req, const struct sasl_exchange *x, int found, char *cram)
+{
+	struct auth_service *a = req->a;
+	bool known = found == 1 && cram[0] != '\0';
+	bool ok = cram_md5_verify(known ? cram : a->dummy_cram, x->challenge, x->digest);
+
+	if (found == 1 && cram[0] == '\0' && a->cfg->auth_cram_md5)
+		finish_soon(req, AUTH_MECH_WEAK); /* RFC 4954 §6: 534 for this user */
+	else
+		finish_soon(req, known && ok && a->cfg->auth_cram_md5 ? AUTH_OK : AUTH_FAILED);
+}
+
+/* PLAIN and LOGIN: the slow hash on a worker, for known and unknown users
+ * alike, unless the cache knows this password. */
+static void
+check_password(struct auth_request *req, const struct sasl_exchange *x, int found)
+{
+	struct auth_service *a = req->a;
+
+	str_copy(req->password, x->password, sizeof(req->password));
+	if (found != 1 || req->hash[0] == '\0') {
+		req->dummy = true;
+		str_copy(req->hash, a->dummy_hash, sizeof(req->hash));
+	} else if (cache_hit(a, req->user, req->hash, req->password)) {
+		finish_soon(req, AUTH_OK);
+		return;
+	}
+	workers_submit(a->workers, verify_work, verify_done, req);
+}
+
+static struct auth_request *
+request_start(struct auth_service *a, const struct sasl_exchange *x, struct auth_request *req)
+{
+	char cram[128];
+
+	req->a = a;
+	str_copy(req->user, x->authcid, sizeof(req->user));
+	int found = x->authzid_mismatch ? 0 : directory_user_credentials(a->dir, x->authcid,
+	    req->hash, sizeof(req->hash), cram, sizeof(cram));
+	if (found < 0) {
+		log_error("event=auth_lookup_failed user=%s", x->authcid);
+		finish_soon(req, AUTH_TEMPFAIL);
+	} else if (x->mech == SASL_MECH_CRAM_MD5) {
+		check_cram(req, x, found, cram);
+	} else {
+		check_password(req, x, found);
+	}
+	OPENSSL_cleanse(cram, sizeof(cram));
+	return req;
+}
+
+struct auth_request *
+auth_check(struct auth_service *a, const struct sasl_exchange *x, auth_result_fn *done,
+    void *arg)
+{
+	struct auth_request *req = xcalloc(1, sizeof(*req));
+
+	req->done_result = done;
+	req->arg = arg;
+	return request_start(a, x, req);
 }
 
 struct auth_request *
 auth_verify(struct auth_service *a, const struct sasl_exchange *x, auth_done_fn *done, void *arg)
 {
 	struct auth_request *req = xcalloc(1, sizeof(*req));
-	char cram[128];
 
-	req->a = a;
 	req->done = done;
 	req->arg = arg;
-	str_copy(req->user, x->authcid, sizeof(req->user));
-	int found = x->authzid_mismatch ? 0 : directory_user_credentials(a->dir, x->authcid,
-	    req->hash, sizeof(req->hash), cram, sizeof(cram));
-	if (found != 1) {
-		if (found < 0)
-			log_error("event=auth_lookup_failed user=%s", x->authcid);
-		finish_soon(req);
-		return req;
-	}
-	if (x->mech == SASL_MECH_CRAM_MD5) {
-		req->ok = a->cfg->auth_cram_md5 && cram[0] != '\0' &&
-		    cram_md5_verify(cram, x->challenge, x->digest);
-		OPENSSL_cleanse(cram, sizeof(cram));
-		finish_soon(req);
-		return req;
-	}
-	OPENSSL_cleanse(cram, sizeof(cram));
-	if (req->hash[0] == '\0') {
-		finish_soon(req);
-		return req;
-	}
-	str_copy(req->password, x->password, sizeof(req->password));
-	if (cache_hit(a, req->user, req->hash, req->password)) {
-		req->ok = true;
-		finish_soon(req);
-		return req;
-	}
-	workers_submit(a->workers, verify_work, verify_done, req);
-	return req;
+	return request_start(a, x, req);
 }
 
 void

@@ -72,6 +72,24 @@ exchange_end(struct smtp_session *s)
 		smtp_session_enter(s, SMTP_STATE_READY);
 }
 
+/* A failed AUTH waits (A7) before its reply: one of the static texts below. */
+struct fail_delay {
+	struct smtp_session *s;
+	const char *reply;
+};
+
+static const char reply_failed[] = "535 5.7.8 Error: authentication failed";
+static const char reply_weak[] = "534 5.7.9 Authentication mechanism is too weak "
+    "(CRAM-MD5 is off for this user)";
+
+static void
+fail_delay_free(struct smtp_session *s)
+{
+	free(event_get_callback_arg(s->auth_delay));
+	event_free(s->auth_delay);
+	s->auth_delay = NULL;
+}
+
 void
 smtp_auth_cleanup(struct smtp_session *s)
 {
@@ -79,10 +97,8 @@ smtp_auth_cleanup(struct smtp_session *s)
 		auth_request_cancel(s->auth_req);
 		s->auth_req = NULL;
 	}
-	if (s->auth_delay != NULL) {
-		event_free(s->auth_delay);
-		s->auth_delay = NULL;
-	}
+	if (s->auth_delay != NULL)
+		fail_delay_free(s);
 	exchange_end(s);
 	free(s->auth_user);
 	s->auth_user = NULL;
@@ -91,25 +107,29 @@ smtp_auth_cleanup(struct smtp_session *s)
 static void
 on_fail_delay(evutil_socket_t fd, short what, void *arg)
 {
-	struct smtp_session *s = arg;
+	struct fail_delay *fd_arg = arg;
+	struct smtp_session *s = fd_arg->s;
+	const char *reply = fd_arg->reply;
 
-	event_free(s->auth_delay);
-	s->auth_delay = NULL;
+	fail_delay_free(s);
 	s->busy = false;
-	smtp_session_error(s, "535 5.7.8 Error: authentication failed");
+	smtp_session_error(s, "%s", reply);
 	smtp_session_input(s);
 }
 
+/* Counts a failed login for the screen (A7), then answers reply after the
+ * delay, or closes when the IP is now banned. */
 static void
-auth_failed(struct smtp_session *s, const char *user, const char *mech)
+auth_failed(struct smtp_session *s, const char *user, const char *mech, const char *reply)
 {
 	const struct config *cfg = smtp_server_config(s->srv);
 	unsigned n;
 	/* The delay grows with the IP's recent failures (A7 throttling). */
 	int delay = screen_login_failed(smtp_server_screen(s->srv), cfg, s->ip, "failed AUTH", &n);
 
-	log_info("event=auth_failed session=%llx client=%s user=%s mech=%s recent=%u",
-	    (unsigned long long)s->id, s->ip, user, mech, n);
+	log_info("event=auth_failed session=%llx client=%s user=%s mech=%s recent=%u reason=%s",
+	    (unsigned long long)s->id, s->ip, user, mech, n,
+	    reply == reply_failed ? "credentials" : "mechanism");
 	exchange_end(s);
 	if (delay < 0) {
 		s->busy = false;
@@ -119,13 +139,16 @@ auth_failed(struct smtp_session *s, const char *user, const char *mech)
 		return;
 	}
 	struct timeval tv = { (time_t)delay, 0 };
+	struct fail_delay *fd_arg = xcalloc(1, sizeof(*fd_arg));
+	fd_arg->s = s;
+	fd_arg->reply = reply;
 	s->busy = true;
-	s->auth_delay = evtimer_new(smtp_server_base(s->srv), on_fail_delay, s);
+	s->auth_delay = evtimer_new(smtp_server_base(s->srv), on_fail_delay, fd_arg);
 	evtimer_add(s->auth_delay, &tv);
 }
 
 static void
-on_verified(void *arg, bool ok)
+on_verified(void *arg, enum auth_result result)
 {
 	struct smtp_session *s = arg;
 	char user[SASL_NAME_MAX + 1];
@@ -133,8 +156,16 @@ on_verified(void *arg, bool ok)
 
 	s->auth_req = NULL;
 	snprintf(user, sizeof(user), "%s", s->sasl->authcid);
-	if (!ok) {
-		auth_failed(s, user, mech);
+	if (result == AUTH_TEMPFAIL) {
+		/* RFC 4954 §6: a temporary failure, not the client's fault. */
+		exchange_end(s);
+		s->busy = false;
+		smtp_session_reply(s, "454 4.7.0 Temporary authentication failure");
+		smtp_session_input(s);
+		return;
+	}
+	if (result != AUTH_OK) {
+		auth_failed(s, user, mech, result == AUTH_MECH_WEAK ? reply_weak : reply_failed);
 		return;
 	}
 	s->auth_user = xstrdup(user);
@@ -157,7 +188,7 @@ exchange_step(struct smtp_session *s, enum sasl_result r, const char *challenge)
 		return;
 	case SASL_VERIFY:
 		s->busy = true;
-		s->auth_req = auth_verify(smtp_server_auth(s->srv), s->sasl, on_verified, s);
+		s->auth_req = auth_check(smtp_server_auth(s->srv), s->sasl, on_verified, s);
 		return;
 	case SASL_CANCELLED:
 		exchange_end(s);

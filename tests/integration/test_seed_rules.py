@@ -1,5 +1,5 @@
 """The seed rules over real sockets: a local domain bound to listen addresses
-(S4, seed 002 "multiple domains")."""
+(S4, seed 002 "multiple domains"), and the RFC 4954 replies of AUTH (A1)."""
 import base64
 import hashlib
 import hmac
@@ -168,3 +168,45 @@ def test_binding_survives_backup_restore_and_old_backups_upgrade(tegami_new, tmp
     assert "bound.test\tpostmaster=postmaster@bound.test\n" in out and "bind=" not in out
     other.cli("domain", "bind", "bound.test", "127.0.0.2")
     assert "bind=127.0.0.2" in other.cli("domain", "list").stdout
+
+
+# --- RFC 4954 replies of AUTH (A1) ---------------------------------------------------
+
+def cram_auth(t, user, password="secret"):
+    c, _ = session(t.port)
+    code, texts = c.cmd("AUTH CRAM-MD5")
+    assert code == 334
+    d = hmac.new(password.encode(), base64.b64decode(texts[0]), hashlib.md5).hexdigest()
+    code, texts = c.cmd(b64("%s %s" % (user, d)))
+    c.close()
+    return code, texts[0]
+
+
+def test_cram_md5_off_for_the_user_is_534(tegami):
+    tegami.cli("user", "cram-md5", "alice@example.test", "off")
+    assert eventually(lambda: cram_auth(tegami, "alice@example.test")[0] == 534)
+    assert cram_auth(tegami, "alice@example.test")[1].startswith("5.7.9")
+    assert cram_auth(tegami, "bob@example.test")[0] == 235
+    assert cram_auth(tegami, "bob@example.test", "wrong")[0] == 535
+
+
+def test_directory_failure_during_auth_is_454(tegami):
+    """A temporary failure to read the directory is not the client's fault:
+    454 4.7.0, and the client may try again (no failed login counted)."""
+    tegami.set(**{"screen.auth_failures": "1"})
+    time.sleep(1.5)
+    c = tls_session(tegami)
+    db = sqlite3.connect(str(tegami.dir / "tegami.db"), timeout=10)
+    db.execute("ALTER TABLE users RENAME TO users_away")
+    db.commit()
+    try:
+        code, texts = c.cmd("AUTH PLAIN " + b64("\0alice@example.test\0secret"))
+        assert (code, texts[0][:5]) == (454, "4.7.0"), (code, texts)
+    finally:
+        db.execute("ALTER TABLE users_away RENAME TO users")
+        db.commit()
+        db.close()
+    code, texts = c.cmd("AUTH PLAIN " + b64("\0alice@example.test\0secret"))
+    assert code == 235, (code, texts)
+    c.close()
+    assert tegami.cli("screen", "list").stdout == ""
