@@ -1,7 +1,8 @@
 /* tegami list show|add|del: the policy lists of MISSION A5/A6: "trusted"
  * (IPs and CIDR ranges exempt from auth.require_local_ip), "exempt"
  * (addresses exempt from auth.match_return_path / auth.match_from_header),
- * "accept" (addresses auth.verify_mail_from=not_accept_list skips); and
+ * "accept" (addresses auth.verify_mail_from=not_accept_list skips),
+ * "smtp-users" (the users auth.verify_ids_local lets log on to SMTP); and
  * those of relay control (R1, R2), which `tegami relay` and `tegami refuse`
  * edit too: "relay-domains", "relay-networks", "refused". */
 #include <stdio.h>
@@ -19,7 +20,7 @@ check_name(const char *name)
 {
 	if (!directory_list_name_valid(name))
 		return cli_error(CLI_USAGE, "unknown list '%s' (trusted, exempt, accept, "
-		    "relay-domains, relay-networks or refused)", name);
+		    "smtp-users, relay-domains, relay-networks or refused)", name);
 	return CLI_OK;
 }
 

@@ -294,6 +294,56 @@ directory_resolve(struct directory *dir, const struct mail_addr *rcpt, bool perc
 	return directory_resolve_at(dir, rcpt, percent_routing, NULL, out);
 }
 
+static bool
+role_local_part(const char *local, size_t len)
+{
+	static const char *const roles[] = { "postmaster", "abuse", "webmaster" };
+
+	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+		if (strlen(roles[i]) == len && strncasecmp(local, roles[i], len) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* 1 when mailbox is a role address or an alias leading to one, 0 when
+ * not, -1 on a database error. */
+static int
+role_address(struct directory *dir, const char *mailbox, int depth)
+{
+	char targets[DIR_TARGETS_MAX][DIR_MAILBOX_MAX];
+	size_t n = 0;
+	const char *at = strrchr(mailbox, '@');
+	int rc;
+
+	if (at == NULL || depth > DIR_ALIAS_DEPTH)
+		return 0;
+	int d = domain_get(dir, at + 1, NULL, 0);
+	if (d <= 0)
+		return d;
+	if (role_local_part(mailbox, (size_t)(at - mailbox)))
+		return 1;
+	/* Copy the rows first: recursion resets the shared statement. */
+	sqlite3_stmt *st = stmt_bind1(dir, ST_ALIAS_TARGETS, mailbox);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < DIR_TARGETS_MAX)
+		str_copy(targets[n++], (const char *)sqlite3_column_text(st, 0), DIR_MAILBOX_MAX);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		int r = role_address(dir, targets[i], depth + 1);
+		if (r != 0)
+			return r;
+	}
+	return 0;
+}
+
+bool
+directory_role_address(struct directory *dir, const char *mailbox)
+{
+	return role_address(dir, mailbox, 0) != 0;
+}
+
 bool
 directory_local_part_valid(const char *local)
 {
@@ -698,14 +748,16 @@ bool
 directory_list_name_valid(const char *name)
 {
 	return strcmp(name, "trusted") == 0 || strcmp(name, "exempt") == 0 ||
-	    strcmp(name, "accept") == 0 || strcmp(name, "relay-domains") == 0 ||
-	    strcmp(name, "relay-networks") == 0 || strcmp(name, "refused") == 0;
+	    strcmp(name, "accept") == 0 || strcmp(name, "smtp-users") == 0 ||
+	    strcmp(name, "relay-domains") == 0 || strcmp(name, "relay-networks") == 0 ||
+	    strcmp(name, "refused") == 0;
 }
 
 bool
 directory_list_holds_addresses(const char *name)
 {
-	return strcmp(name, "exempt") == 0 || strcmp(name, "accept") == 0;
+	return strcmp(name, "exempt") == 0 || strcmp(name, "accept") == 0 ||
+	    strcmp(name, "smtp-users") == 0;
 }
 
 bool

@@ -56,6 +56,13 @@ enum dir_result directory_resolve(struct directory *dir, const struct mail_addr 
 enum dir_result directory_resolve_at(struct directory *dir, const struct mail_addr *rcpt,
     bool percent_routing, const char *local_ip, struct dir_targets *out);
 
+/* A5 (seed 003 "postmaster, abuse, webmaster"): true when mailbox
+ * ("local@domain", in a local domain) is postmaster@, abuse@ or webmaster@
+ * of any local domain, or an alias whose targets lead (through at most
+ * DIR_ALIAS_DEPTH aliases) to one of those. A database error counts as
+ * true: the rule then asks for AUTH rather than letting mail through. */
+bool directory_role_address(struct directory *dir, const char *mailbox);
+
 /* Validates a mailbox local part as the admin may create it: lower-case
  * letters, digits and "._+-", not starting with "." nor containing "..",
  * so that it is safe as a path component. */
@@ -100,13 +107,14 @@ int directory_user_credentials(struct directory *dir, const char *address, char 
 
 /* --- policy lists (A5, A6): "trusted" (IPs / CIDR ranges exempt from the
  * local-IP rule), "exempt" (addresses exempt from the AUTH identity match
- * rules), "accept" (addresses the mail-from check skips); relay control
+ * rules), "accept" (addresses the mail-from check skips), "smtp-users"
+ * (the users auth.verify_ids_local lets authenticate to SMTP); relay control
  * (R1, R2): "relay-domains" (the near-domains list: domains, each with its
  * subdomains, that anyone may relay to in the modes that use it),
  * "relay-networks" (the address relay list: IP / CIDR ranges that may
  * relay), "refused" (IP / CIDR ranges refused at connect) --- */
 bool directory_list_name_valid(const char *name);
-/* True for address lists (exempt, accept). */
+/* True for address lists (exempt, accept, smtp-users). */
 bool directory_list_holds_addresses(const char *name);
 /* True for domain lists (relay-domains); the others hold IP / CIDR ranges. */
 bool directory_list_holds_domains(const char *name);

@@ -1,8 +1,10 @@
 /* smtp_auth.c: SMTP AUTH (RFC 4954) over the shared SASL module, with the
- * per-listener policy of MISSION A3 and A4. A completed exchange is checked
- * by auth/auth.c (off the loop for password hashes); a failure is answered
- * after a delay that grows with the client IP's recent failures, and enough
- * of them put the IP on the dynamic screen (A7). */
+ * per-listener policy of MISSION A3 and A4 and the seed-002 authentication
+ * tab (A6: TLS first under auth.mode, only the smtp-users list under
+ * auth.verify_ids_local). A completed exchange is checked by auth/auth.c
+ * (off the loop for password hashes); a failure is answered after a delay
+ * that grows with the client IP's recent failures, and enough of them put
+ * the IP on the dynamic screen (A7). */
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 
 #include "auth/auth.h"
 #include "auth/screen.h"
+#include "conf/directory.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 #include "mail/sasl.h"
@@ -38,6 +41,14 @@ mech_offered(struct smtp_session *s, enum sasl_mech mech)
 	return s->tls || cfg->auth_allow_plaintext;
 }
 
+/* A6, seed 002 "Require TLS/SSL and authenticate ...": either choice of
+ * auth.mode makes AUTH wait for TLS (RFC 3207 §4: 530 until STARTTLS). */
+static bool
+tls_first(struct smtp_session *s)
+{
+	return !s->tls && strcmp(smtp_server_config(s->srv)->auth_mode, "none") != 0;
+}
+
 /* A5: "disallow AUTH on the SMTP port" (MDaemon): as if AUTH did not exist. */
 static bool
 auth_disallowed(struct smtp_session *s)
@@ -50,7 +61,7 @@ smtp_auth_ehlo(struct smtp_session *s, char *buf, size_t size)
 {
 	size_t o = 0;
 
-	if (!smtp_auth_conf(s)->auth_password || auth_disallowed(s))
+	if (!smtp_auth_conf(s)->auth_password || auth_disallowed(s) || tls_first(s))
 		return false;
 	o += (size_t)snprintf(buf, size, "AUTH");
 	for (int m = 0; m < SASL_MECH_COUNT && o < size; m++) {
@@ -79,6 +90,8 @@ struct fail_delay {
 };
 
 static const char reply_failed[] = "535 5.7.8 Error: authentication failed";
+static const char reply_not_listed[] = "535 5.7.8 Error: authentication failed "
+    "(not on the smtp-users list)";
 static const char reply_weak[] = "534 5.7.9 Authentication mechanism is too weak "
     "(CRAM-MD5 is off for this user)";
 
@@ -128,8 +141,8 @@ auth_failed(struct smtp_session *s, const char *user, const char *mech, const ch
 	int delay = screen_login_failed(smtp_server_screen(s->srv), cfg, s->ip, "failed AUTH", &n);
 
 	log_info("event=auth_failed session=%llx client=%s user=%s mech=%s recent=%u reason=%s",
-	    (unsigned long long)s->id, s->ip, user, mech, n,
-	    reply == reply_failed ? "credentials" : "mechanism");
+	    (unsigned long long)s->id, s->ip, user, mech, n, reply == reply_failed ? "credentials" :
+	    reply == reply_weak ? "mechanism" : "smtp-users");
 	exchange_end(s);
 	if (delay < 0) {
 		s->busy = false;
@@ -145,6 +158,15 @@ auth_failed(struct smtp_session *s, const char *user, const char *mech, const ch
 	s->busy = true;
 	s->auth_delay = evtimer_new(smtp_server_base(s->srv), on_fail_delay, fd_arg);
 	evtimer_add(s->auth_delay, &tv);
+}
+
+/* A6 "Verify IDs on local delivery" (seed 002): only users on the list of
+ * those allowed to log on to SMTP may authenticate. */
+static bool
+may_log_on(struct smtp_session *s, const char *user)
+{
+	return !smtp_server_config(s->srv)->auth_verify_ids_local ||
+	    directory_list_has(smtp_server_directory(s->srv), "smtp-users", user);
 }
 
 static void
@@ -164,8 +186,9 @@ on_verified(void *arg, enum auth_result result)
 		smtp_session_input(s);
 		return;
 	}
-	if (result != AUTH_OK) {
-		auth_failed(s, user, mech, result == AUTH_MECH_WEAK ? reply_weak : reply_failed);
+	if (result != AUTH_OK || !may_log_on(s, user)) {
+		auth_failed(s, user, mech, result == AUTH_MECH_WEAK ? reply_weak :
+		    result == AUTH_OK ? reply_not_listed : reply_failed);
 		return;
 	}
 	s->auth_user = xstrdup(user);
@@ -241,6 +264,11 @@ smtp_auth_command(struct smtp_session *s, char *args)
 	}
 	if (s->state == SMTP_STATE_GREETING_SENT || !s->esmtp) {
 		smtp_session_error(s, "503 5.5.1 Error: send EHLO first");
+		return;
+	}
+	if (tls_first(s)) {
+		smtp_session_error(s, "530 5.7.0 Must issue a STARTTLS command first "
+		    "(auth.mode=%s: AUTH only under TLS)", cfg->auth_mode);
 		return;
 	}
 	if (s->auth_user != NULL) {

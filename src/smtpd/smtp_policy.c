@@ -39,6 +39,30 @@ refuse(struct smtp_session *s, const char *rule, const char *reply)
 	return -1;
 }
 
+/* A6 "Verify mail from user" (seed 002): the sender must be in the
+ * directory and match the user: an authenticated session may only send as
+ * its own address; otherwise a sender in a local domain must have a mailbox
+ * here. The accept list is exempt when the setting says not_accept_list. */
+static int
+verify_mail_from(struct smtp_session *s, const char *sender, bool local, bool known)
+{
+	const struct config *cfg = smtp_server_config(s->srv);
+	bool check = strcmp(cfg->auth_verify_mail_from, "all") == 0 ||
+	    (strcmp(cfg->auth_verify_mail_from, "not_accept_list") == 0 &&
+	    !directory_list_has(smtp_server_directory(s->srv), "accept", sender));
+
+	if (!check)
+		return 0;
+	if (s->auth_user != NULL && strcasecmp(sender, s->auth_user) != 0)
+		return refuse(s, "auth.verify_mail_from", "553 5.7.1 Error: sender address "
+		    "does not match the authenticated user (auth.verify_mail_from)");
+	if (local && !known)
+		return refuse(s, "auth.verify_mail_from", "553 5.7.1 Error: sender address "
+		    "is not in the directory");
+	return 0;
+}
+
+/* RFC 4954 §6: where policy wants AUTH first, 530 5.7.0. */
 int
 smtp_policy_mail(struct smtp_session *s, const struct mail_addr *addr, const char *sender)
 {
@@ -49,32 +73,31 @@ smtp_policy_mail(struct smtp_session *s, const struct mail_addr *addr, const cha
 
 	if (strcmp(cfg->auth_mode, "local_and_relay") == 0) {
 		if (!s->tls)
-			return refuse(s, "auth.mode", "530 5.7.0 Must issue a STARTTLS command first");
+			return refuse(s, "auth.mode", "530 5.7.0 Must issue a STARTTLS command first "
+			    "(auth.mode=local_and_relay: TLS and AUTH for all mail)");
 		if (!authed)
 			return refuse(s, "auth.mode", "530 5.7.0 Error: authentication required "
 			    "(auth.mode=local_and_relay)");
 	}
+	/* A5: the role addresses of every local domain, and aliases leading to them. */
 	if (cfg->auth_require_for_postmaster && local && !authed &&
-	    (strcasecmp(addr->local, "postmaster") == 0 || strcasecmp(addr->local, "abuse") == 0 ||
-	    strcasecmp(addr->local, "webmaster") == 0))
-		return refuse(s, "auth.require_for_postmaster", "550 5.7.1 Error: authentication "
+	    directory_role_address(dir, sender))
+		return refuse(s, "auth.require_for_postmaster", "530 5.7.0 Error: authentication "
 		    "required for postmaster, abuse and webmaster senders");
 	if (cfg->auth_require_local_ip && !authed &&
 	    netaddr_ip_in_cidr_list(s->ip, cfg->auth_local_networks) &&
 	    !directory_list_has(dir, "trusted", s->ip))
-		return refuse(s, "auth.require_local_ip", "550 5.7.1 Error: authentication "
+		return refuse(s, "auth.require_local_ip", "530 5.7.0 Error: authentication "
 		    "required for mail from local IP addresses");
-	if (cfg->auth_match_return_path && authed && strcasecmp(sender, s->auth_user) != 0 &&
-	    !directory_list_has(dir, "exempt", sender))
+	/* The null reverse-path (bounces, DSNs: RFC 5321 §4.5.5) is no identity
+	 * to compare: only real addresses must match. */
+	if (cfg->auth_match_return_path && authed && !addr->null &&
+	    strcasecmp(sender, s->auth_user) != 0 && !directory_list_has(dir, "exempt", sender))
 		return refuse(s, "auth.match_return_path", "553 5.7.1 Error: sender address "
 		    "does not match authenticated user");
-	bool check_from = strcmp(cfg->auth_verify_mail_from, "all") == 0 ||
-	    (strcmp(cfg->auth_verify_mail_from, "not_accept_list") == 0 &&
-	    !directory_list_has(dir, "accept", sender));
 	bool known = local && sender_known(s, addr);
-	if (check_from && local && !known)
-		return refuse(s, "auth.verify_mail_from", "553 5.7.1 Error: sender address "
-		    "is not in the directory");
+	if (!addr->null && verify_mail_from(s, sender, local, known) < 0)
+		return -1;
 	s->sender_local = local;
 	s->sender_known = known;
 	return 0;
@@ -86,18 +109,22 @@ smtp_policy_rcpt(struct smtp_session *s, bool rcpt_local)
 	const struct config *cfg = smtp_server_config(s->srv);
 	bool authed = s->auth_user != NULL;
 
-	if (!rcpt_local && strcmp(cfg->auth_mode, "relay_only") == 0 && (!s->tls || !authed))
-		return refuse(s, "auth.mode", "530 5.7.0 Error: authentication and TLS required "
-		    "to relay (auth.mode=relay_only)");
+	/* A6 "Require TLS/SSL and authenticate only the relay": relaying needs
+	 * both; say which is missing. */
+	if (!rcpt_local && strcmp(cfg->auth_mode, "relay_only") == 0) {
+		if (!s->tls)
+			return refuse(s, "auth.mode", "530 5.7.0 Must issue a STARTTLS command first "
+			    "(auth.mode=relay_only: TLS and AUTH to relay)");
+		if (!authed)
+			return refuse(s, "auth.mode", "530 5.7.0 Error: authentication required "
+			    "to relay (auth.mode=relay_only)");
+	}
 	if (authed)
 		return 0;
-	if (rcpt_local && cfg->auth_verify_ids_local)
-		return refuse(s, "auth.verify_ids_local", "530 5.7.0 Error: authentication "
-		    "required for local delivery");
 	if (cfg->auth_require_local_sender && s->sender_local &&
 	    !(cfg->auth_local_sender_except_local_rcpt && rcpt_local) &&
 	    !(cfg->auth_local_sender_except_other_server && !s->sender_known))
-		return refuse(s, "auth.require_local_sender", "550 5.7.1 Error: authentication "
+		return refuse(s, "auth.require_local_sender", "530 5.7.0 Error: authentication "
 		    "required for local sender");
 	return 0;
 }

@@ -53,12 +53,12 @@ def mail_rcpt(t, sender, rcpt="bob@example.test", session=None):
 
 def test_local_sender_needs_auth(tegami):
     code, text = mail_rcpt(tegami, "alice@example.test")
-    assert code == 550 and text.startswith("5.7.1") and "local sender" in text
+    assert code == 530 and text.startswith("5.7.0") and "local sender" in text
     assert mail_rcpt(tegami, "someone@example.org")[0] == 250
     # a local-domain sender without a mailbox here lives on another server (on by default)
     assert mail_rcpt(tegami, "ghost@example.test")[0] == 250
     tegami.set(**{"auth.local_sender_except_other_server": "no"})
-    assert eventually(lambda: mail_rcpt(tegami, "ghost@example.test")[0] == 550)
+    assert eventually(lambda: mail_rcpt(tegami, "ghost@example.test")[0] == 530)
     tegami.set(**{"auth.local_sender_except_local_rcpt": "yes"})
     assert eventually(lambda: mail_rcpt(tegami, "alice@example.test")[0] == 250)
     tegami.set(**{"auth.require_local_sender": "no", "auth.local_sender_except_local_rcpt": "no"})
@@ -69,7 +69,7 @@ def test_postmaster_abuse_webmaster_need_auth(tegami):
     for local in ("postmaster", "Abuse", "webmaster"):
         c = plain_session(tegami)
         code, texts = c.cmd("MAIL FROM:<%s@example.test>" % local)
-        assert code == 550 and "postmaster, abuse and webmaster" in texts[0]
+        assert code == 530 and "postmaster, abuse and webmaster" in texts[0]
         c.close()
     # authenticated, and exempt from the identity match: accepted
     tegami.cli("list", "add", "exempt", "postmaster@example.test")
@@ -127,7 +127,7 @@ def test_local_ip_rule_and_trusted_list(tegami):
         c = plain_session(tegami)
         code, texts = c.cmd("MAIL FROM:<someone@example.org>")
         c.close()
-        return code == 550 and "local IP" in texts[0]
+        return code == 530 and "local IP" in texts[0]
     assert eventually(refused)
     c = tls_session(tegami, user="alice@example.test")
     assert c.cmd("MAIL FROM:<alice@example.test>")[0] == 250       # AUTH passes
@@ -155,7 +155,7 @@ def test_mode_local_and_relay(tegami):
     c.close()
 
 
-def test_mode_relay_only_and_verify_ids_local(tegami):
+def test_mode_relay_only(tegami):
     tegami.set(**{"auth.mode": "relay_only"})
     assert eventually(lambda: mail_rcpt(tegami, "someone@example.org", "x@example.net")[0] == 530)
     assert mail_rcpt(tegami, "someone@example.org")[0] == 250       # local delivery: no AUTH
@@ -164,8 +164,6 @@ def test_mode_relay_only_and_verify_ids_local(tegami):
     code, texts = c.cmd("RCPT TO:<x@example.net>")
     assert code == 250, texts                  # authenticated and under TLS: may relay (O1)
     c.close()
-    tegami.set(**{"auth.verify_ids_local": "yes"})
-    assert eventually(lambda: mail_rcpt(tegami, "someone@example.org")[0] == 530)
 
 
 def test_verify_mail_from(tegami):

@@ -1,5 +1,7 @@
 """The seed rules over real sockets: a local domain bound to listen addresses
-(S4, seed 002 "multiple domains"), and the RFC 4954 replies of AUTH (A1)."""
+(S4, seed 002 "multiple domains"), the seed-002 authentication tab in full
+(A6), postmaster/abuse/webmaster senders however they are reached (A5,
+seed 003), and the RFC 4954 replies of the sender rules and of AUTH (A1)."""
 import base64
 import hashlib
 import hmac
@@ -170,7 +172,155 @@ def test_binding_survives_backup_restore_and_old_backups_upgrade(tegami_new, tmp
     assert "bind=127.0.0.2" in other.cli("domain", "list").stdout
 
 
-# --- RFC 4954 replies of AUTH (A1) ---------------------------------------------------
+# --- A6: the authentication tab ----------------------------------------------------
+
+def test_verify_ids_local_only_smtp_users_may_authenticate(tegami):
+    """Seed 002 「ローカル配信で ID を検査」: only users on the list of those
+    allowed to log on to SMTP may authenticate; others get 535, counted as a
+    failed login by the dynamic screen. Mail without AUTH is not affected."""
+    tegami.set(**{"auth.verify_ids_local": "yes", "auth.fail_delay_max": "0",
+                  "screen.auth_failures": "3"})
+    tegami.cli("list", "add", "smtp-users", "Alice@Example.Test")
+    assert "smtp-users\talice@example.test\n" in tegami.cli("list", "show", "smtp-users").stdout
+
+    def auth(user):
+        c = tls_session(tegami)
+        code, texts = c.cmd("AUTH PLAIN " + b64("\0%s\0secret" % user))
+        c.close()
+        return code, texts[0]
+    assert eventually(lambda: auth("bob@example.test")[0] == 535)
+    assert auth("alice@example.test")[0] == 235
+    # local delivery without AUTH still works (the setting is about logging on)
+    assert rcpt(tegami.port, "bob@example.test")[0] == 250
+    # bob's right password counts as a failed login: the third one bans the IP
+    code, text = auth("bob@example.test")
+    assert (code, text[:5]) == (535, "5.7.8") and "smtp-users" in text
+    code, text = auth("bob@example.test")
+    assert (code, text[:5]) == (421, "4.7.0")
+    assert "failed AUTH" in tegami.cli("screen", "list").stdout
+
+
+def test_verify_mail_from_must_match_authenticated_user(tegami):
+    """Seed 002 「ユーザーからのメールを検査」: the sender must be in the
+    directory and match; the accept list is exempt (not_accept_list)."""
+    tegami.set(**{"auth.verify_mail_from": "all", "auth.match_return_path": "no"})
+    time.sleep(1.5)
+    c = tls_session(tegami, user="alice@example.test")
+    code, text = mail_from(c, "bob@example.test")
+    assert (code, text[:5]) == (553, "5.7.1") and "authenticated user" in text
+    assert mail_from(c, "someone@example.org")[0] == 553
+    assert mail_from(c, "ALICE@example.test")[0] == 250
+    assert mail_from(c, "")[0] == 250               # the null reverse-path is no identity
+    c.close()
+    tegami.set(**{"auth.verify_mail_from": "not_accept_list"})
+    tegami.cli("list", "add", "accept", "bob@example.test")
+    time.sleep(1.5)
+    c = tls_session(tegami, user="alice@example.test")
+    assert mail_from(c, "bob@example.test")[0] == 250
+    assert mail_from(c, "someone@example.org")[0] == 553
+    c.close()
+
+
+@pytest.mark.parametrize("mode", ["local_and_relay", "relay_only"])
+def test_require_tls_modes_offer_auth_only_under_tls(tegami, mode):
+    """Seed 002 "Require TLS/SSL and authenticate ...": with either choice,
+    no AUTH before STARTTLS, in EHLO or as a command, and the replies say so."""
+    tegami.set(**{"auth.mode": mode})
+
+    def ehlo_plain():
+        c, ext = session(tegami.port)
+        c.close()
+        return ext
+    assert eventually(lambda: not any(e.startswith("AUTH") for e in ehlo_plain()))
+    assert "STARTTLS" in ehlo_plain()
+    c, _ = session(tegami.port)
+    code, texts = c.cmd("AUTH CRAM-MD5")
+    assert (code, texts[0][:5]) == (530, "5.7.0") and "STARTTLS" in texts[0]
+    if mode == "relay_only":
+        assert c.cmd("MAIL FROM:<someone@example.org>")[0] == 250
+        code, texts = c.cmd("RCPT TO:<x@example.net>")
+        assert (code, texts[0][:5]) == (530, "5.7.0") and "STARTTLS" in texts[0]
+        assert c.cmd("RCPT TO:<bob@example.test>")[0] == 250   # local delivery: no AUTH
+    else:
+        code, texts = c.cmd("MAIL FROM:<someone@example.org>")
+        assert (code, texts[0][:5]) == (530, "5.7.0") and "STARTTLS" in texts[0]
+    c.close()
+    c, _ = session(tegami.port)
+    ext = starttls(c)
+    assert "AUTH PLAIN LOGIN CRAM-MD5" in ext
+    if mode == "relay_only":
+        assert c.cmd("MAIL FROM:<someone@example.org>")[0] == 250
+        code, texts = c.cmd("RCPT TO:<x@example.net>")
+        assert (code, texts[0][:5]) == (530, "5.7.0") and "authentication" in texts[0]
+        c.cmd("RSET")
+    assert c.cmd("AUTH PLAIN " + b64("\0alice@example.test\0secret"))[0] == 235
+    assert c.cmd("MAIL FROM:<alice@example.test>")[0] == 250
+    c.close()
+
+
+# --- A5: postmaster, abuse, webmaster -----------------------------------------------
+
+def test_postmaster_rule_covers_every_domain_and_aliases(tegami):
+    """Seed 003: AUTH for mail from postmaster@, abuse@, webmaster@ "of the
+    alias or real address": every local domain, and local addresses that an
+    alias maps to one of them."""
+    tegami.cli("domain", "add", "other.test")
+    tegami.cli("alias", "add", "hostmaster@example.test", "postmaster@other.test")
+    tegami.cli("alias", "add", "security@other.test", "desk@example.test")
+    tegami.cli("alias", "add", "desk@example.test", "Abuse@example.test")
+    tegami.cli("alias", "add", "team@example.test", "alice@example.test")
+    time.sleep(1.5)
+    c, _ = session(tegami.port)
+    for sender in ("postmaster@other.test", "WEBMASTER@other.test", "abuse@example.test",
+                   "hostmaster@example.test", "security@other.test", "desk@example.test"):
+        code, text = mail_from(c, sender)
+        assert (code, text[:5]) == (530, "5.7.0"), sender
+        assert "postmaster, abuse and webmaster" in text
+    for sender in ("team@example.test", "postmaster@example.org", "ghost@other.test"):
+        assert mail_from(c, sender)[0] == 250, sender
+    c.close()
+    tegami.set(**{"auth.require_for_postmaster": "no"})
+    time.sleep(1.5)
+    c, _ = session(tegami.port)
+    assert mail_from(c, "hostmaster@example.test")[0] == 250
+    c.close()
+
+
+# --- RFC 4954 replies, and the null reverse-path -------------------------------------
+
+def test_null_reverse_path_from_an_authenticated_client(tegami):
+    """RFC 5321 §4.5.5: bounces and DSNs have MAIL FROM:<>; the return-path
+    rule compares real addresses only."""
+    c = tls_session(tegami, user="alice@example.test")
+    assert c.cmd("MAIL FROM:<>")[0] == 250
+    assert c.cmd("RCPT TO:<bob@example.test>")[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    c.send("From: alice@example.test\r\nSubject: receipt\r\n\r\nread\r\n.\r\n")
+    assert c.reply()[0] == 250
+    code, texts = c.cmd("MAIL FROM:<bob@example.test>")
+    assert code == 553                                     # real addresses still compared
+    c.close()
+    tegami.wait_messages("bob@example.test", 1)
+
+
+def test_policy_rules_that_want_auth_reply_530(tegami):
+    """RFC 4954 §6: 530 5.7.0 where policy requires authentication."""
+    code, text = rcpt(tegami.port, "bob@example.test", sender="alice@example.test")
+    assert (code, text[:5]) == (530, "5.7.0") and "local sender" in text
+    c, _ = session(tegami.port)
+    code, text = mail_from(c, "postmaster@example.test")
+    assert (code, text[:5]) == (530, "5.7.0")
+    c.close()
+    tegami.set(**{"auth.local_networks": "127.0.0.0/8"})
+    tegami.cli("list", "del", "trusted", "127.0.0.0/8")
+
+    def local_ip_code():
+        c, _ = session(tegami.port)
+        code, text = mail_from(c, "someone@example.org")
+        c.close()
+        return code, text[:5]
+    assert eventually(lambda: local_ip_code() == (530, "5.7.0"))
+
 
 def cram_auth(t, user, password="secret"):
     c, _ = session(t.port)

@@ -751,6 +751,50 @@ test_domain_bound(void **state)
 	assert_int_equal(resolve_at(f, "carol", "bound.test", false, "127.0.0.1"), DIR_LOCAL);
 }
 
+/* ---- A5: role addresses, directly or through aliases ---- */
+
+static void
+test_role_address(void **state)
+{
+	struct fixture *f = *state;
+
+	DOMAIN_ADD(f, "other.test", NULL);
+	USER_ADD(f, "alice@example.test");
+	ALIAS_ADD(f, "hostmaster@example.test", "postmaster@other.test");
+	ALIAS_ADD(f, "security@other.test", "desk@example.test");
+	ALIAS_ADD(f, "desk@example.test", "abuse@example.test");
+	ALIAS_ADD(f, "team@example.test", "alice@example.test");
+	ALIAS_ADD(f, "loop1@example.test", "loop2@example.test");
+	ALIAS_ADD(f, "loop2@example.test", "loop1@example.test");
+
+	const char *yes[] = { "postmaster@example.test", "Abuse@other.test",
+	    "WEBMASTER@example.test", "hostmaster@example.test", "security@other.test",
+	    "desk@example.test" };
+	const char *no[] = { "alice@example.test", "team@example.test", "postmaster@example.org",
+	    "loop1@example.test", "ghost@other.test", "postmaster", "abuser@example.test" };
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (!directory_role_address(f->dir, yes[i]))
+			fail_msg("%s is a role address", yes[i]);
+	}
+	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+		if (directory_role_address(f->dir, no[i]))
+			fail_msg("%s is not a role address", no[i]);
+	}
+}
+
+static void
+test_policy_list_names(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_true(directory_list_name_valid("smtp-users"));
+	assert_true(directory_list_holds_addresses("smtp-users"));
+	assert_false(directory_list_name_valid("smtp_users"));
+	OK(directory_list_add(f->dir, "smtp-users", "Alice@Example.Test", &error_));
+	assert_true(directory_list_has(f->dir, "smtp-users", "alice@example.test"));
+	assert_false(directory_list_has(f->dir, "accept", "alice@example.test"));
+}
+
 /* ---- listing ---- */
 
 struct rows {
@@ -869,6 +913,8 @@ main(void)
 		T(test_percent_routing),
 		cmocka_unit_test(test_bind_normalize),
 		T(test_domain_bound),
+		T(test_role_address),
+		T(test_policy_list_names),
 		T(test_lists),
 		T(test_changes_visible_to_other_connection),
 	};
