@@ -48,6 +48,13 @@ struct cli_credentials {
 	char cram[65];     /* "" when CRAM-MD5 is not wanted */
 };
 
+/* Validates KEY=VALUE against the settings table: *key_r becomes the
+ * table's key, norm (CONFIG_STR_MAX bytes) the canonical value. CLI_OK, or
+ * CLI_USAGE after one line on stderr that starts with where ("" or
+ * "FILE line N: "). */
+int cli_setting_check(const char *where, const char *key, const char *value, const char **key_r,
+    char *norm);
+
 /* Reads a password: from the first line of stdin (--password-stdin), or asked
  * twice on the terminal without echo (empty or differing answers ask again).
  * With check_hash, the password must match that hash instead of being new
@@ -137,6 +144,9 @@ int cmd_config_set(struct cli *c, int argc, char **argv);
 int cmd_config_show(struct cli *c, int argc, char **argv);
 int cmd_config_export(struct cli *c, int argc, char **argv);
 int cmd_config_import(struct cli *c, int argc, char **argv);
+/* config export|import --all (D3): the settings and the directory. */
+int cmd_config_export_all(struct cli *c, int argc, char **argv);
+int cmd_config_import_all(struct cli *c, int argc, char **argv);
 int cmd_config_doc(struct cli *c, int argc, char **argv);
 int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_backup(struct cli *c, int argc, char **argv);

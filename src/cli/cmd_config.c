@@ -44,12 +44,28 @@ pending_free(struct pending *p, size_t n)
 	free(p);
 }
 
-/* Validates key=value into p. CLI_OK or CLI_USAGE after printing why, in
- * one line that starts with where ("" or "FILE line N: "). */
+int
+cli_setting_check(const char *where, const char *key, const char *value, const char **key_r,
+    char *norm)
+{
+	const struct setting_def *def = settings_find(key);
+	const char *why = "";
+
+	if (def == NULL)
+		return cli_error(CLI_USAGE, "%sunknown setting '%s' (tegami config show lists them)",
+		    where, key);
+	if (settings_validate(def, value, norm, &why) < 0)
+		return cli_error(CLI_USAGE, "%sbad value for %s: '%s': %s", where, key, value, why);
+	*key_r = def->key;
+	return CLI_OK;
+}
+
+/* Validates key=value into p: a setting (cli_setting_check) or a whole
+ * relay-control list ("list.NAME", cmd_relay.c). CLI_OK or CLI_USAGE after
+ * printing why, in one line that starts with where ("" or "FILE line N: "). */
 static int
 check_pair(const char *where, const char *key, const char *value, struct pending *p)
 {
-	const struct setting_def *def = settings_find(key);
 	const char *why = "";
 	const char *list = cli_relay_list_name(key);
 
@@ -59,13 +75,7 @@ check_pair(const char *where, const char *key, const char *value, struct pending
 		p->key = list;
 		return CLI_OK;
 	}
-	if (def == NULL)
-		return cli_error(CLI_USAGE, "%sunknown setting '%s' (tegami config show lists them)",
-		    where, key);
-	if (settings_validate(def, value, p->value, &why) < 0)
-		return cli_error(CLI_USAGE, "%sbad value for %s: '%s': %s", where, key, value, why);
-	p->key = def->key;
-	return CLI_OK;
+	return cli_setting_check(where, key, value, &p->key, p->value);
 }
 
 static int
@@ -158,6 +168,16 @@ cmd_config_show(struct cli *c, int argc, char **argv)
 	return CLI_OK;
 }
 
+static bool
+has_flag(int argc, char **argv, const char *flag)
+{
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], flag) == 0)
+			return true;
+	}
+	return false;
+}
+
 int
 cmd_config_export(struct cli *c, int argc, char **argv)
 {
@@ -166,8 +186,11 @@ cmd_config_export(struct cli *c, int argc, char **argv)
 	char value[CONFIG_STR_MAX];
 	bool json = argc == 1 && strcmp(argv[0], "--json") == 0;
 
+	if (has_flag(argc, argv, "--all"))
+		return cmd_config_export_all(c, argc, argv); /* cmd_backup.c */
 	if (argc > 1 || (argc == 1 && !json))
-		return cli_error(CLI_USAGE, "usage: tegami config export [--json]");
+		return cli_error(CLI_USAGE, "usage: tegami config export [--json] | "
+		    "--all [--json] [--with-secrets] [-o FILE]");
 	json_t *obj = json ? json_object() : NULL;
 	if (!json)
 		printf("# tegami settings; read back with: tegami config import FILE\n");
@@ -245,6 +268,9 @@ import_text(char *text, struct pending **p_r, size_t *n_r)
 		lineno++;
 		line[strcspn(line, "\r")] = '\0';
 		char *p = line + strspn(line, " \t");
+		if (*p == '[')
+			return cli_error(CLI_USAGE, "line %zu: %s starts a part of a full export: "
+			    "read it with tegami config import --all", lineno, p);
 		if (*p != '\0' && *p != '#') {
 			char *eq = strchr(p, '=');
 			if (eq == NULL)
@@ -295,6 +321,8 @@ cmd_config_import(struct cli *c, int argc, char **argv)
 	size_t n = 0;
 	struct pending *p = NULL;
 
+	if (has_flag(argc, argv, "--all"))
+		return cmd_config_import_all(c, argc, argv); /* cmd_backup.c */
 	if (argc != 1)
 		return cli_error(CLI_USAGE, "usage: tegami config import FILE   (text or JSON, as exported)");
 	/* The file and the values, as the invoker (see cmd_config_set). */

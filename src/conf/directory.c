@@ -426,6 +426,28 @@ exec_changing(struct directory *dir, const char *sql, const char *a, const char 
 	return 0;
 }
 
+/* A change joins the caller's transaction when one is open (so that an
+ * import makes many changes in one), else it is a transaction of its own. */
+static int
+txn_begin(struct directory *dir, bool *own_r, char **error_r)
+{
+	*own_r = sqlite3_get_autocommit(dir->db) != 0;
+	return *own_r ? db_begin(dir->db, error_r) : 0;
+}
+
+static int
+txn_commit(struct directory *dir, bool own, char **error_r)
+{
+	return own ? db_commit(dir->db, error_r) : 0;
+}
+
+static void
+txn_rollback(struct directory *dir, bool own)
+{
+	if (own)
+		db_rollback(dir->db);
+}
+
 int
 directory_domain_add(struct directory *dir, const char *domain, const char *postmaster,
     char **error_r)
@@ -486,6 +508,14 @@ directory_bind_normalize(const char *in, char *out, size_t size, const char **er
 }
 
 int
+directory_domain_set_postmaster(struct directory *dir, const char *domain,
+    const char *postmaster, char **error_r)
+{
+	return exec_changing(dir, "UPDATE domains SET postmaster = ?2 WHERE name = ?1", domain,
+	    postmaster, xasprintf("no such domain: %s", domain), error_r);
+}
+
+int
 directory_domain_set_bind(struct directory *dir, const char *domain, const char *bind,
     char **error_r)
 {
@@ -503,20 +533,21 @@ directory_domain_del(struct directory *dir, const char *domain, char **error_r)
 		*error_r = xasprintf("domain %s still has %d user(s); delete them first", domain, users);
 		return -1;
 	}
-	if (db_begin(dir->db, error_r) < 0)
+	bool own;
+	if (txn_begin(dir, &own, error_r) < 0)
 		return -1;
 	if (exec_bound(dir, "DELETE FROM aliases WHERE address LIKE '%@' || ?", domain, NULL,
 	    NULL, error_r) < 0 ||
 	    exec_bound(dir, "DELETE FROM domains WHERE name = ?", domain, NULL, &changes, error_r) < 0) {
-		db_rollback(dir->db);
+		txn_rollback(dir, own);
 		return -1;
 	}
 	if (changes == 0) {
-		db_rollback(dir->db);
+		txn_rollback(dir, own);
 		*error_r = xasprintf("no such domain: %s", domain);
 		return -1;
 	}
-	return db_commit(dir->db, error_r);
+	return txn_commit(dir, own, error_r);
 }
 
 int
@@ -534,17 +565,18 @@ directory_user_add(struct directory *dir, const char *address, const char *hash,
 		*error_r = xasprintf("user %s already exists", address);
 		return -1;
 	}
-	if (db_begin(dir->db, error_r) < 0)
+	bool own;
+	if (txn_begin(dir, &own, error_r) < 0)
 		return -1;
 	if (exec_bound(dir, "INSERT INTO users(address, domain, password, created) "
 	    "VALUES(lower(?), lower(substr(?1, instr(?1, '@') + 1)), ?2, ?3)",
 	    address, hash, NULL, error_r) < 0 ||
 	    exec_bound(dir, "UPDATE users SET cram_md5 = ?2 WHERE address = ?1", address, cram,
 	    NULL, error_r) < 0) {
-		db_rollback(dir->db);
+		txn_rollback(dir, own);
 		return -1;
 	}
-	return db_commit(dir->db, error_r);
+	return txn_commit(dir, own, error_r);
 }
 
 int
@@ -572,20 +604,21 @@ directory_user_set_password(struct directory *dir, const char *address, const ch
 {
 	int changes = 0;
 
-	if (db_begin(dir->db, error_r) < 0)
+	bool own;
+	if (txn_begin(dir, &own, error_r) < 0)
 		return -1;
 	if (exec_bound(dir, "UPDATE users SET password = ?2 WHERE address = ?1", address, hash,
 	    &changes, error_r) < 0 || (changes > 0 &&
 	    directory_user_set_cram(dir, address, cram, error_r) < 0)) {
-		db_rollback(dir->db);
+		txn_rollback(dir, own);
 		return -1;
 	}
 	if (changes == 0) {
-		db_rollback(dir->db);
+		txn_rollback(dir, own);
 		*error_r = xasprintf("no such user: %s", address);
 		return -1;
 	}
-	return db_commit(dir->db, error_r);
+	return txn_commit(dir, own, error_r);
 }
 
 int

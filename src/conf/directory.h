@@ -68,7 +68,9 @@ bool directory_role_address(struct directory *dir, const char *mailbox);
  * so that it is safe as a path component. */
 bool directory_local_part_valid(const char *local);
 
-/* --- admin operations; each is one transaction; -1 sets *error_r (free) --- */
+/* --- admin operations; -1 sets *error_r (free). Each is one transaction,
+ * or part of the caller's when one is open (db_begin): then a failure
+ * leaves the caller to roll back. --- */
 int directory_domain_add(struct directory *dir, const char *domain, const char *postmaster,
     char **error_r);
 int directory_domain_del(struct directory *dir, const char *domain, char **error_r);
@@ -86,6 +88,9 @@ int directory_bind_normalize(const char *in, char *out, size_t size, const char 
  * (bind NULL): S4. -1 with *error_r (free) when there is no such domain. */
 int directory_domain_set_bind(struct directory *dir, const char *domain, const char *bind,
     char **error_r);
+/* Sets the domain's postmaster target (NULL: postmaster@domain itself). */
+int directory_domain_set_postmaster(struct directory *dir, const char *domain,
+    const char *postmaster, char **error_r);
 /* The domain's bind list into buf ("" when unbound). 1 found, 0 no such
  * domain, -1 database error. */
 int directory_domain_bind_get(struct directory *dir, const char *domain, char *buf,
