@@ -201,15 +201,13 @@ on_accept(void *arg, int kind_int, int fd, struct sockaddr *sa)
 		return;
 	}
 	ipcount_add(srv->per_ip, ip, 1);
-	/* S4: a domain bound to listen addresses is local only on those. */
-	struct sockaddr_storage local;
-	socklen_t locallen = sizeof(local);
-	char local_ip[INET6_ADDRSTRLEN] = "";
-	if (getsockname(fd, (struct sockaddr *)&local, &locallen) == 0)
-		netaddr_ip((struct sockaddr *)&local, local_ip, sizeof(local_ip));
 	struct smtp_session *s = smtp_session_create(srv, fd, sa, ++srv->next_id, kind,
 	    srv->tls);
-	str_copy(s->local_ip, local_ip, sizeof(s->local_ip));
+	/* S4: a domain bound to listen addresses is local only on those. */
+	struct sockaddr_storage local;
+	socklen_t locallen;
+	if (conn_local_addr(s->conn, &local, &locallen) == 0)
+		netaddr_ip((struct sockaddr *)&local, s->local_ip, sizeof(s->local_ip));
 	sessions_add(srv, s);
 	smtp_relay_start(s, pop_override); /* may free s */
 }
