@@ -1015,7 +1015,8 @@ check_across(const struct dump *want, const struct dump *cur, const char *file)
 		if (!has_domain(domains, domain_of(users->rows[i].key)))
 			return cli_error(CLI_USAGE, "%s: user %s: %s is not among the domains%s", file,
 			    users->rows[i].key, domain_of(users->rows[i].key),
-			    users == &cur->part[PART_USERS] ? " (the file has no users part to remove it)" : "");
+			    users == &cur->part[PART_USERS] ? " (the file has no users part to remove "
+			    "it)" : "");
 	}
 	for (size_t i = 0; aliases->present && i < aliases->n; i++) {
 		pair_split(aliases->rows[i].key, a, b);

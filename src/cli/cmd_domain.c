@@ -12,7 +12,8 @@
 #include "lib/strutil.h"
 #include "mail/addr.h"
 
-#define DOMAIN_ADD_USAGE "usage: tegami domain add DOMAIN [--postmaster ADDRESS] [--bind ADDR[,ADDR...]]"
+#define DOMAIN_ADD_USAGE \
+	"usage: tegami domain add DOMAIN [--postmaster ADDRESS] [--bind ADDR[,ADDR...]]"
 
 static int
 fail_with(char *error)
