@@ -107,6 +107,14 @@ def test_round_trip_with_secrets_serves_the_same_directory(tegami_new, tmp_path)
     # the text import serves: passwords, CRAM-MD5 secret, smtp-users, binding
     other = Tegami(tmp_path / "text")
     other.start(**{"smtp.listen": "127.0.0.1:%d,127.0.0.2:%d" % (other.port, other.port)})
+    try:
+        serves_imported_directory(other)
+    finally:
+        assert other.stop() == 0
+        other.check_sanitizers()
+
+
+def serves_imported_directory(other):
     c = RawSMTP(other.port)
     c.reply()
     c.cmd("EHLO x")
