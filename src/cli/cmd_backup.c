@@ -680,14 +680,20 @@ pair_canon(enum part_id id, const char *a, const char *b, char *out, size_t size
 		return false;
 	}
 	if (id == PART_LISTS && !directory_list_name_valid(a)) {
-		*why = "not a list (trusted, exempt, accept or smtp-users)";
+		*why = "not a list (trusted, exempt, accept, smtp-users, relay-domains, "
+		    "relay-networks or refused)";
 		return false;
 	}
 	if (id == PART_ALIASES ? !mailbox_canon(a, ca, false) : !str_copy(ca, a, sizeof(ca)))
 		return false;
 	if (addr_b && !mailbox_canon(b, cb, false))
 		return false;
-	if (!addr_b) {
+	if (!addr_b && id == PART_LISTS && directory_list_holds_domains(a)) {
+		*why = "not a domain name";
+		if (!addr_domain_valid(b) || !str_copy(cb, b, sizeof(cb)))
+			return false;
+		str_lower(cb);
+	} else if (!addr_b) {
 		*why = "not an IP address or CIDR range";
 		if (!netaddr_cidr_valid(b) || !str_copy(cb, b, sizeof(cb)))
 			return false;

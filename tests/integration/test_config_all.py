@@ -37,6 +37,9 @@ def populate(t):
     t.cli("access", "add", "submission", "boss@example.test")
     t.cli("list", "add", "smtp-users", "alice@example.test")
     t.cli("list", "add", "exempt", "boss@example.test")
+    t.cli("relay", "add", "domain", "partner.test")       # R1, R2: the relay-control lists
+    t.cli("relay", "add", "network", "192.0.2.0/24")
+    t.cli("refuse", "add", "198.51.100.0/24")
     t.cli("config", "set", "smtp.max_recipients=42", "auth.verify_ids_local=yes")
 
 
@@ -59,7 +62,9 @@ def test_export_all_text_without_secrets(tegami_new):
                  "example.test =", "alice@example.test =", "nologin@example.test =",
                  "team@example.test = alice@example.test", "team@example.test = bob@bound.test",
                  "submission = 10.0.0.0/8", "submission = boss@example.test",
-                 "smtp-users = alice@example.test", "trusted = 127.0.0.0/8"):
+                 "smtp-users = alice@example.test", "trusted = 127.0.0.0/8",
+                 "relay-domains = partner.test", "relay-networks = 192.0.2.0/24",
+                 "refused = 198.51.100.0/24"):
         assert "\n%s\n" % line in out, line
     assert "$y$" not in out and "password" not in out.split("[users]")[1]
     r = t.cli("config", "export", "--all", "--with-secrets", check=False)
@@ -229,6 +234,9 @@ def test_import_checks_everything_before_changing_anything(tegami_new, tmp_path)
         (("submission = 10.0.0.0/8", "pop3 = 10.0.0.0/8"), 2, "not a listener"),
         (("smtp-users = alice@example.test", "smtp-users = 10.1.1.1"), 2, "not an address"),
         (("trusted = 127.0.0.0/8", "trusted = alice@example.test"), 2, "CIDR"),
+        (("relay-domains = partner.test", "relay-domains = 192.0.2.0/24"), 2,
+         "not a domain name"),
+        (("refused = 198.51.100.0/24", "refused = partner.test"), 2, "CIDR"),
         (("team@example.test = alice@example.test", "team@example.test = team@example.test"),
          2, "itself"),
         (("team@example.test = alice@example.test", "team@example.test = a@elsewhere.test"),
