@@ -669,9 +669,14 @@ queue_remote_done(void *arg, struct ob_job *job, const struct ob_result *res, si
 	free(job);
 }
 
-/* Sends every due recipient of m to its transport. */
-void
-queue_dispatch(struct qmsg *m, bool force)
+static bool domain_matches(const char *d, const char *pattern);
+
+/* Sends every due recipient of m to its transport; force: deferred ones
+ * too, or only those whose domain matches force_domain when it is set (a
+ * flush or ETRN for one domain leaves the message's other recipients to
+ * their schedule). */
+static void
+dispatch(struct qmsg *m, bool force, const char *force_domain)
 {
 	struct queue_runner *q = m->q;
 	const struct envelope *e = m->env;
@@ -689,8 +694,10 @@ queue_dispatch(struct qmsg *m, bool force)
 		const struct envelope_rcpt *r = &e->rcpts[i];
 		if (m->busy[i])
 			continue;
+		bool forced = force && (force_domain == NULL ||
+		    domain_matches(domain_of(r->addr), force_domain));
 		if (r->state != RCPT_PENDING && !(r->state == RCPT_DEFERRED &&
-		    (force || r->next_try <= now)))
+		    (forced || r->next_try <= now)))
 			continue;
 		if (r->remote && routing_held(q->deps.routing, domain_of(r->addr)))
 			continue; /* O5: the destination is held */
@@ -709,6 +716,12 @@ queue_dispatch(struct qmsg *m, bool force)
 	free(remote);
 	if (nl == 0 && nr == 0)
 		qmsg_after(m); /* reports a crash left owed, or the next timer */
+}
+
+void
+queue_dispatch(struct qmsg *m, bool force)
+{
+	dispatch(m, force, NULL);
 }
 
 /* --- adding messages --- */
@@ -941,7 +954,7 @@ queue_runner_flush(struct queue_runner *q, const char *domain, queue_progress_fn
 		if (m->removing || m->env->hold || (domain != NULL && !has_domain(m, domain)))
 			continue;
 		started++;
-		queue_dispatch(m, true);
+		dispatch(m, true, domain);
 	}
 	return started;
 }

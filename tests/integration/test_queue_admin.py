@@ -269,6 +269,28 @@ def test_flush_sends_at_once(deferring_long):
     assert t.cli("queue", "etrn").stdout.startswith("queue run started")
 
 
+def test_flush_of_one_domain_leaves_the_messages_other_recipients(deferring_long):
+    """O4, O5 (RFC 1985: ETRN starts the queue of one node): a message for
+    two domains, flushed for one, sends only that domain's recipient; the
+    other keeps its schedule (before: every deferred recipient of the
+    message went out)."""
+    t, remote, other = deferring_long
+    submit(t, [BOB, "dave@other.test"])
+    wait_deferred(t, 1)
+    remote.accept = other.accept = True
+    before = other.attempts
+    r = t.cli("queue", "flush", "--domain", "remote.test")
+    assert r.stdout == "1 message started\n"
+    (got,) = remote.handler.wait(1, timeout=5)
+    assert got.rcpt_tos == [BOB]
+    assert quiet_for(other, 1.5) and other.attempts == before
+    states = {r["address"]: r["state"] for r in queue_json(t)[0]["recipients"]}
+    assert states == {BOB: "delivered", "dave@other.test": "deferred"}, states
+    assert t.cli("queue", "flush", "--domain", "other.test").stdout == "1 message started\n"
+    other.handler.wait(1, timeout=5)
+    assert wait_for(lambda: queue_files(t) == [], 10)
+
+
 def test_flush_progress_lines(deferring_long):
     """A flush over more than 1,000 messages prints the daemon's progress
     lines as they come, then the final line."""
