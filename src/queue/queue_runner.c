@@ -827,6 +827,23 @@ recover_work(void *arg)
 	}
 }
 
+/* A DELAY notice owed when the daemon stopped: the records put a recipient
+ * that asked for one on the second retry level, and none was queued (the
+ * mark delay_due is not in the file; a crash between the record and the
+ * notice would lose it). */
+static void
+delay_owed(struct qmsg *m)
+{
+	const struct config *cfg = m->q->deps.cfg;
+
+	for (size_t i = 0; i < m->env->nrcpt; i++) {
+		const struct envelope_rcpt *r = &m->env->rcpts[i];
+		m->delay_due[i] = r->state == RCPT_DEFERRED && (r->notify & DSN_NOTIFY_DELAY) != 0 &&
+		    (r->flags & RCPT_F_DELAY_NOTIFIED) == 0 &&
+		    (uint64_t)r->attempts > cfg->queue_retry1_count;
+	}
+}
+
 static void
 recover_done(void *arg)
 {
@@ -848,6 +865,7 @@ recover_done(void *arg)
 		}
 		struct qmsg *m = qmsg_add(q, b->envs[i], b->offsets[i]);
 		q->recovered++;
+		delay_owed(m);
 		queue_dispatch(m, false);
 	}
 	q->recover_batches--;

@@ -208,6 +208,44 @@ def test_dsn_delay_notice_on_the_second_level(tegami_new, net):
     assert len(t.messages(ALICE)) == 1          # no second notice
 
 
+def test_delay_notice_owed_at_a_crash_is_sent_after_restart(tegami_new, net):
+    """O3, RFC 3461: a recipient recorded on the second retry level whose
+    DELAY notice was not yet queued (tegamid killed between the record and
+    the notice) gets it after the restart, once."""
+    dns = start_dns(net, MX_REMOTE)
+    start_sink(net, "127.0.0.2", handler=Handler(rcpt=lambda a, n: "451 4.3.0 busy"))
+    t = start_tegami(tegami_new, net, dns, **{"queue.retry1_count": "1",
+                                              "queue.retry1_interval": "3600",
+                                              "queue.retry2_interval": "3600"})
+    submit(t, ["bob@remote.test"], rcpt_options=["NOTIFY=DELAY,FAILURE"])
+    assert wait_for(lambda: " Q 1 " in log_records(t)), log_records(t)
+    assert t.stop() == 0
+    assert t.messages(ALICE) == {}                  # still on the first level
+    (qid,) = queue_files(t)
+    now = int(time.time())
+    # The second attempt's record, as written just before a kill -9.
+    with open(t.dir / "queue" / qid, "ab") as f:
+        f.write(b"s 0 Q 2 %d 0 %d\tmx1.remote.test\t451 4.3.0 busy\n" % (now + 3600, now))
+    t.start()
+    (rep,) = reports(t, timeout=20)
+    assert rep["Subject"].startswith("Delayed Mail")
+    (g,) = status_groups(rep)
+    assert g["action"] == "delayed" and g["final-recipient"].endswith("bob@remote.test")
+    assert t.stop() == 0                            # and not again at the next start
+    t.start()
+    time.sleep(1)
+    assert len(t.messages(ALICE)) == 1
+
+
+def log_records(t):
+    """The recipient records of the one queue file, as text."""
+    files = queue_files(t)
+    if len(files) != 1:
+        return ""
+    data = (t.dir / "queue" / files[0]).read_bytes()
+    return "\n".join(l.decode("latin-1") for l in data.split(b"\n") if l.startswith(b"s "))
+
+
 def test_notify_never_gets_no_report(tegami_new, net):
     dns = start_dns(net, MX_REMOTE)
     start_sink(net, "127.0.0.2", handler=Handler(rcpt=lambda a, n: "550 5.1.1 no"))
