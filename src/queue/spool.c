@@ -59,8 +59,7 @@ envelope_format(const struct envelope *e, size_t *len_r)
 	for (size_t i = 0; i < e->nrcpt; i++) {
 		char rec[SPOOL_RECORD_MAX];
 		if (e->rcpts[i].state != RCPT_PENDING || e->rcpts[i].flags != 0)
-			evbuffer_add_printf(eb, "%.*s", (int)spool_record_rcpt(e, i, rec, sizeof(rec)) - 1,
-			    rec);
+			evbuffer_add(eb, rec, spool_record_rcpt(e, i, rec, sizeof(rec)));
 	}
 	evbuffer_add(eb, "\n", 1);
 	*len_r = evbuffer_get_length(eb);
@@ -200,6 +199,18 @@ spool_remove(const char *queue_dir, const char *qid)
 
 /* --- loading --- */
 
+/* True when s holds a control octet (a tab included): no address or
+ * ORCPT we write has one. */
+static bool
+has_ctl(const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	}
+	return false;
+}
+
 static int
 parse_rcpt_v2(struct envelope *e, char *v, const char **error_r)
 {
@@ -219,6 +230,7 @@ parse_rcpt_v2(struct envelope *e, char *v, const char **error_r)
 		}
 	}
 	if ((strcmp(f[0], "L") != 0 && strcmp(f[0], "R") != 0) || f[1][0] == '\0' ||
+	    has_ctl(f[1]) || has_ctl(f[2]) || has_ctl(f[4]) ||
 	    str_parse_u64(f[3], &notify) < 0 || notify > 15) {
 		*error_r = "bad recipient line";
 		return -1;
@@ -258,10 +270,18 @@ parse_envelope_line(struct envelope *e, int version, char *line, uint64_t *body_
 		e->arrival = (time_t)t;
 		return 0;
 	case 'S':
+		if (has_ctl(v)) {
+			*error_r = "bad sender";
+			return -1;
+		}
 		free(e->sender);
 		e->sender = xstrdup(v);
 		return 0;
 	case 'E':
+		if (has_ctl(v)) {
+			*error_r = "bad envelope id";
+			return -1;
+		}
 		free(e->envid);
 		e->envid = xstrdup(v);
 		return 0;
@@ -288,11 +308,15 @@ parse_envelope_line(struct envelope *e, int version, char *line, uint64_t *body_
 		if (version == 2)
 			return parse_rcpt_v2(e, v, error_r);
 		tab = strchr(v, '\t');
-		if (tab == NULL) {
+		if (tab == NULL || tab == v) {
 			*error_r = "bad recipient line";
 			return -1;
 		}
 		*tab = '\0';
+		if (has_ctl(v) || has_ctl(tab + 1)) {
+			*error_r = "bad recipient line";
+			return -1;
+		}
 		envelope_add_rcpt(e, v, tab + 1, false);
 		return 0;
 	case 's':
@@ -334,7 +358,8 @@ apply_record(struct envelope *e, char *line)
 			*sp = '\0';
 		p = sp != NULL ? sp + 1 : NULL;
 	}
-	if (f[4] == NULL || (f[5] != NULL && str_parse_u64(f[5], &updated) < 0))
+	if (f[4] == NULL || (f[5] != NULL && (str_parse_u64(f[5], &updated) < 0 ||
+	    updated > (uint64_t)INT64_MAX)))
 		return;
 	if (str_parse_u64(f[0], &idx) < 0 || idx >= e->nrcpt || strlen(f[1]) != 1 ||
 	    str_parse_u64(f[2], &attempts) < 0 || str_parse_u64(f[3], &next) < 0 ||
@@ -417,6 +442,7 @@ parse_envelope(char *data, size_t hdr_end, uint64_t *body_len, int *version_r,
 	evbuffer_free(e->body);
 	e->body = NULL;
 	e->qid[0] = '\0';
+	e->arrival = (time_t)-1;
 	if (hdr_end < SPOOL_MAGIC_LEN + 1 || (memcmp(data, SPOOL_MAGIC1, SPOOL_MAGIC_LEN) != 0 &&
 	    memcmp(data, SPOOL_MAGIC2, SPOOL_MAGIC_LEN) != 0)) {
 		*error_r = "not a tegami queue file";
@@ -432,6 +458,10 @@ parse_envelope(char *data, size_t hdr_end, uint64_t *body_len, int *version_r,
 			*error_r = "truncated envelope";
 			goto fail;
 		}
+		if (memchr(p, '\0', (size_t)(nl - p)) != NULL) {
+			*error_r = "NUL in the envelope";
+			goto fail;
+		}
 		*nl = '\0';
 		int r = parse_envelope_line(e, version, p, body_len, error_r);
 		if (r < 0)
@@ -440,8 +470,9 @@ parse_envelope(char *data, size_t hdr_end, uint64_t *body_len, int *version_r,
 			apply_record(e, p);
 		p = nl + 1;
 	}
-	if (e->qid[0] == '\0' || e->nrcpt == 0 || (version == 2 && *body_len == UINT64_MAX)) {
-		*error_r = "envelope without queue id, recipients or body length";
+	if (e->qid[0] == '\0' || e->arrival < 0 || e->sender == NULL || e->nrcpt == 0 ||
+	    (version == 2 && *body_len == UINT64_MAX)) {
+		*error_r = "envelope without queue id, arrival, sender, recipients or body length";
 		goto fail;
 	}
 	*version_r = version;
