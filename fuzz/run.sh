@@ -22,10 +22,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 build=$(cd "$build" 2>/dev/null && pwd) || { echo "run.sh: no build directory '$1'" >&2; exit 2; }
 
 # target -> dictionary
-targets=(fuzz_addr fuzz_smtp_parse fuzz_sasl fuzz_pop3_wire fuzz_smtp_reply fuzz_dsn)
+targets=(fuzz_addr fuzz_smtp_parse fuzz_sasl fuzz_pop3_wire fuzz_smtp_reply fuzz_dsn fuzz_spool)
 declare -A dict=([fuzz_addr]=addr.dict [fuzz_smtp_parse]=smtp.dict [fuzz_sasl]=sasl.dict
                  [fuzz_pop3_wire]=pop3_wire.dict [fuzz_smtp_reply]=smtp_reply.dict
-                 [fuzz_dsn]=dsn.dict)
+                 [fuzz_dsn]=dsn.dict [fuzz_spool]=spool.dict)
 
 failed=()
 for t in "${targets[@]}"; do
