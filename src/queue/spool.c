@@ -54,11 +54,14 @@ envelope_format(const struct envelope *e, size_t *len_r)
 		evbuffer_add_printf(eb, "R %c\t%s\t%s\t%u\t%s\n", r->remote ? 'R' : 'L', r->addr,
 		    r->orig, r->notify, r->orcpt != NULL ? r->orcpt : "");
 	}
-	/* Recipients that start in another state than pending (a report's
-	 * recipients never do; kept general). */
+	/* Recipients that are not as envelope_add_rcpt made them get their
+	 * record here (new messages and reports never do; a loaded envelope
+	 * written back may). */
 	for (size_t i = 0; i < e->nrcpt; i++) {
 		char rec[SPOOL_RECORD_MAX];
-		if (e->rcpts[i].state != RCPT_PENDING || e->rcpts[i].flags != 0)
+		const struct envelope_rcpt *r = &e->rcpts[i];
+		if (r->state != RCPT_PENDING || r->flags != 0 || r->attempts != 0 ||
+		    r->next_try != 0 || r->updated != 0 || r->mta != NULL || r->reply != NULL)
 			evbuffer_add(eb, rec, spool_record_rcpt(e, i, rec, sizeof(rec)));
 	}
 	evbuffer_add(eb, "\n", 1);
