@@ -27,15 +27,17 @@ build: deps
 run: build
 	./$(BUILD)/tegamid -D $(DATA)
 
-# Unit tests (cmocka via ctest), then the integration tests (pytest against a
-# real tegamid on loopback), then the integration tests again under
-# AddressSanitizer + UndefinedBehaviorSanitizer.
+# Unit tests (cmocka via ctest) of the plain build and of the build with
+# AddressSanitizer + UndefinedBehaviorSanitizer, then the integration tests
+# (pytest against a real tegamid on loopback) against both builds, side by
+# side (scripts/integration.sh).
 test:
 	@bash scripts/deps.sh test
 	@$(MAKE) --no-print-directory build CMAKE_FLAGS="-DTEGAMI_WERROR=ON -DTEGAMI_REQUIRE_TESTS=ON"
 	@$(MAKE) --no-print-directory unit
-	@$(MAKE) --no-print-directory integration
-	@$(MAKE) --no-print-directory test-asan
+	@$(MAKE) --no-print-directory asan
+	cd $(ASAN_BUILD) && ctest --output-on-failure --no-tests=error
+	bash scripts/integration.sh $(BUILD) $(ASAN_BUILD)
 
 unit:
 	cd $(BUILD) && ctest --output-on-failure --no-tests=error

@@ -32,14 +32,26 @@ SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:",
 _handed_out = set()
 
 
+def _port_range():
+    """TEGAMI_TEST_PORTS=LOW-HIGH: the ports this run hands out (`make test`
+    gives the plain and the sanitized run, which go side by side, one half
+    each, so that neither can take a port the other has handed out)."""
+    spec = os.environ.get("TEGAMI_TEST_PORTS", "20000-32000")
+    low, _, high = spec.partition("-")
+    low, high = int(low), int(high)
+    assert 1024 < low < high <= 32768, "TEGAMI_TEST_PORTS=%s" % spec
+    return low, high
+
+
 def free_port():
     """A free port below the kernel's ephemeral range (32768-60999 by
     default), so that the many client connections of a test run (or anything
     else on the machine) cannot take it between this check and the daemon's
     bind. Ports are not handed out twice within one run."""
     import random
+    low, high = _port_range()
     for _ in range(1000):
-        port = random.randrange(20000, 32000)
+        port = random.randrange(low, high)
         if port in _handed_out:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -49,7 +61,7 @@ def free_port():
                 continue
         _handed_out.add(port)
         return port
-    raise RuntimeError("no free port in 20000-32000")
+    raise RuntimeError("no free port in %d-%d" % (low, high))
 
 
 class LineSocket:

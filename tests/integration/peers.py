@@ -23,7 +23,8 @@ import time
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as AioSMTP
 
-from conftest import _handed_out  # ports given to daemons of this run, bound or not
+# _handed_out: ports given to daemons of this run, bound or not
+from conftest import _handed_out, _port_range
 
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 
@@ -31,8 +32,9 @@ DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 def free_udp_tcp_port(ip="127.0.0.1"):
     """A port free for both TCP and UDP on ip (DNS needs both)."""
     import random
+    low, high = _port_range()
     for _ in range(500):
-        port = random.randrange(20000, 32000)
+        port = random.randrange(low, high)
         if port in _handed_out:
             continue
         try:
@@ -61,8 +63,9 @@ def port_free_on(ips, port):
 def common_port(ips):
     """A TCP port free on every address in ips (MX hosts share relay.port)."""
     import random
+    low, high = _port_range()
     for _ in range(500):
-        port = random.randrange(20000, 32000)
+        port = random.randrange(low, high)
         if port not in _handed_out and port_free_on(ips, port):
             _handed_out.add(port)
             return port
