@@ -29,8 +29,8 @@ run: build
 
 # Unit tests (cmocka via ctest) of the plain build and of the build with
 # AddressSanitizer + UndefinedBehaviorSanitizer, then the integration tests
-# (pytest against a real tegamid on loopback) against both builds, side by
-# side (scripts/integration.sh).
+# (pytest against a real tegamid on loopback) against both builds, the
+# sanitized one in two halves, all side by side (scripts/integration.sh).
 test:
 	@bash scripts/deps.sh test
 	@$(MAKE) --no-print-directory build CMAKE_FLAGS="-DTEGAMI_WERROR=ON -DTEGAMI_REQUIRE_TESTS=ON"
