@@ -9,7 +9,6 @@
 
 #include "lib/conn.h"
 #include "lib/log.h"
-#include "lib/netaddr.h"
 #include "lib/strutil.h"
 #include "lib/xmalloc.h"
 #include "mail/smtp_reply.h"
@@ -158,8 +157,7 @@ etrn_client_start(struct event_base *base, const struct route_target *target, co
     const char *domains, unsigned timeout_ms, etrn_done_fn *done, void *arg)
 {
 	struct etrn_client *e = xcalloc(1, sizeof(*e));
-	struct netaddr to;
-	const char *error = "not an IP address";
+	const char *error = NULL;
 
 	e->base = base;
 	e->done = done;
@@ -169,9 +167,8 @@ etrn_client_start(struct event_base *base, const struct route_target *target, co
 	e->next = e->domains;
 	smtp_reply_parser_init(&e->parser);
 	snprintf(e->peer, sizeof(e->peer), "%s[%s]:%u", target->host, target->ip, target->port);
-	if (netaddr_from_ip(target->ip, target->port, &to) == 0)
-		e->conn = conn_connect(base, (struct sockaddr *)&to.ss, to.len, NULL, 0, timeout_ms,
-		    conn_cb, e, &error);
+	e->conn = conn_connect_ip(base, target->ip, target->port, NULL, timeout_ms, conn_cb, e,
+	    &error);
 	if (e->conn == NULL) {
 		struct timeval now = { 0, 0 };
 		snprintf(e->error, sizeof(e->error), "cannot connect to %s: %s", e->peer, error);

@@ -13,7 +13,6 @@
 #include "lib/base64.h"
 #include "lib/conn.h"
 #include "lib/log.h"
-#include "lib/netaddr.h"
 #include "lib/strutil.h"
 #include "lib/xmalloc.h"
 #include "mail/sasl.h"
@@ -141,24 +140,18 @@ target_failed(struct pop3_client *c, const char *fmt, ...)
 static void
 try_target(struct pop3_client *c)
 {
-	struct netaddr to, from;
 	const char *error = NULL;
 
 	for (; c->ti < c->ntargets; c->ti++) {
 		const struct route_target *t = &c->targets[c->ti];
 		snprintf(c->peer, sizeof(c->peer), "%s[%s]:%u", t->host, t->ip, t->port);
-		if (netaddr_from_ip(t->ip, t->port, &to) < 0)
-			continue;
-		bool bind_source = c->source_ip[0] != '\0' &&
-		    netaddr_from_ip(c->source_ip, 0, &from) == 0 && from.ss.ss_family == to.ss.ss_family;
 		c->state = PS_CONNECTING;
 		c->greeted = false;
 		c->tls_up = false;
 		c->tried_auth = false;
 		trace(c, '*', "connecting to %s", c->peer);
-		c->conn = conn_connect(c->base, (struct sockaddr *)&to.ss, to.len,
-		    bind_source ? (struct sockaddr *)&from.ss : NULL, bind_source ? from.len : 0,
-		    c->set.timeout_ms, client_conn_cb, c, &error);
+		c->conn = conn_connect_ip(c->base, t->ip, t->port, c->source_ip, c->set.timeout_ms,
+		    client_conn_cb, c, &error);
 		if (c->conn != NULL)
 			return;
 		snprintf(c->error, sizeof(c->error), "cannot connect to %s: %s", c->peer, error);

@@ -20,7 +20,6 @@
 #include "lib/conn.h"
 #include "lib/fsutil.h"
 #include "lib/log.h"
-#include "lib/netaddr.h"
 #include "lib/strutil.h"
 #include "lib/xmalloc.h"
 #include "mail/dsn.h"
@@ -299,22 +298,14 @@ target_failed(struct smtp_client *c, int code, const char *fmt, ...)
 static void
 try_target(struct smtp_client *c)
 {
-	struct netaddr to, from;
 	const char *error = NULL;
 
 	while (c->ti < c->ntargets) {
 		const struct route_target *t = &c->targets[c->ti];
 		snprintf(c->peer, sizeof(c->peer), "%s[%s]:%u", t->host, t->ip, t->port);
-		if (netaddr_from_ip(t->ip, t->port, &to) < 0) {
-			c->ti++;
-			continue;
-		}
-		bool bind_source = c->source_ip[0] != '\0' &&
-		    netaddr_from_ip(c->source_ip, 0, &from) == 0 && from.ss.ss_family == to.ss.ss_family;
 		enter(c, CS_CONNECTING);
 		trace(c, '*', "connecting to %s", c->peer);
-		c->conn = conn_connect(c->base, (struct sockaddr *)&to.ss, to.len,
-		    bind_source ? (struct sockaddr *)&from.ss : NULL, bind_source ? from.len : 0,
+		c->conn = conn_connect_ip(c->base, t->ip, t->port, c->source_ip,
 		    c->set.connect_timeout_ms, client_conn_cb, c, &error);
 		if (c->conn != NULL) {
 			conn_set_output_max(c->conn, CLIENT_OUTPUT_MAX);

@@ -23,6 +23,7 @@
 
 #include "lib/drain.h"
 #include "lib/log.h"
+#include "lib/netaddr.h"
 #include "lib/sendq.h"
 #include "lib/strutil.h"
 #include "lib/tls.h"
@@ -158,6 +159,23 @@ conn_connect(struct event_base *base, const struct sockaddr *sa, socklen_t salen
 		 * on the next loop pass (it defers errors): nothing to do here. */
 	}
 	return c;
+}
+
+struct conn *
+conn_connect_ip(struct event_base *base, const char *ip, unsigned port, const char *source_ip,
+    unsigned timeout_ms, conn_event_fn *cb, void *arg, const char **error_r)
+{
+	struct netaddr to, from;
+
+	if (netaddr_from_ip(ip, port, &to) < 0) {
+		*error_r = "not an IP address";
+		return NULL;
+	}
+	bool bind_source = source_ip != NULL && source_ip[0] != '\0' &&
+	    netaddr_from_ip(source_ip, 0, &from) == 0 && from.ss.ss_family == to.ss.ss_family;
+	return conn_connect(base, (struct sockaddr *)&to.ss, to.len,
+	    bind_source ? (struct sockaddr *)&from.ss : NULL, bind_source ? from.len : 0,
+	    timeout_ms, cb, arg, error_r);
 }
 
 void

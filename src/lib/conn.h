@@ -58,6 +58,13 @@ struct conn *conn_connect(struct event_base *base, const struct sockaddr *sa, so
     const struct sockaddr *source, socklen_t sourcelen, unsigned timeout_ms,
     conn_event_fn *cb, void *arg, const char **error_r);
 
+/* conn_connect to ip:port (IPv4 or IPv6 text), leaving from source_ip when
+ * it is set and of the same family (else from any address). NULL with
+ * *error_r as conn_connect, or when ip is not an IP address. */
+struct conn *conn_connect_ip(struct event_base *base, const char *ip, unsigned port,
+    const char *source_ip, unsigned timeout_ms, conn_event_fn *cb, void *arg,
+    const char **error_r);
+
 /* Replaces the owner's callback and argument. */
 void conn_set_owner(struct conn *c, conn_event_fn *cb, void *arg);
 
