@@ -40,6 +40,9 @@ struct directory *cli_dir(struct cli *c);
 /* Lower-cases and validates "local@domain" for a new or named mailbox.
  * Returns CLI_OK or CLI_USAGE (after printing why). out holds 322 bytes. */
 int cli_mailbox_arg(const char *arg, char *out, size_t size, bool strict_local);
+/* Validates a domain name and lower-cases it into out. CLI_OK or CLI_USAGE
+ * (after printing why). */
+int cli_domain_arg(const char *arg, char *out, size_t size);
 
 /* What is stored for a password: a yescrypt hash and, unless disabled, the
  * CRAM-MD5 secret (A8). The password itself is wiped once these are made. */

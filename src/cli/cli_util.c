@@ -76,6 +76,16 @@ cli_mailbox_arg(const char *arg, char *out, size_t size, bool strict_local)
 	return CLI_OK;
 }
 
+int
+cli_domain_arg(const char *arg, char *out, size_t size)
+{
+	if (!addr_domain_valid(arg))
+		return cli_error(CLI_USAGE, "'%s' is not a valid domain name", arg);
+	str_copy(out, arg, size);
+	str_lower(out);
+	return CLI_OK;
+}
+
 static int
 read_line_noecho(const char *prompt, char *buf, size_t size)
 {

@@ -34,16 +34,6 @@ bind_arg(const char *arg, char *out, size_t size)
 	return CLI_OK;
 }
 
-static int
-domain_arg(const char *arg, char *out, size_t size)
-{
-	if (!addr_domain_valid(arg))
-		return cli_error(CLI_USAGE, "'%s' is not a valid domain name", arg);
-	str_copy(out, arg, size);
-	str_lower(out);
-	return CLI_OK;
-}
-
 /* The domain row and its binding, in one transaction. */
 static int
 add_bound(struct cli *c, const char *domain, const char *postmaster, const char *bind)
@@ -78,7 +68,7 @@ cmd_domain_add(struct cli *c, int argc, char **argv)
 			return cli_error(CLI_USAGE, DOMAIN_ADD_USAGE);
 		*opt = argv[i + 1];
 	}
-	if ((rc = domain_arg(argv[0], domain, sizeof(domain))) != CLI_OK)
+	if ((rc = cli_domain_arg(argv[0], domain, sizeof(domain))) != CLI_OK)
 		return rc;
 	if (postmaster != NULL) {
 		if ((rc = cli_mailbox_arg(postmaster, pm, sizeof(pm), false)) != CLI_OK)
@@ -107,7 +97,7 @@ cmd_domain_bind(struct cli *c, int argc, char **argv)
 
 	if (argc != 2)
 		return cli_error(CLI_USAGE, "usage: tegami domain bind DOMAIN ADDR[,ADDR...] | --none");
-	if ((rc = domain_arg(argv[0], domain, sizeof(domain))) != CLI_OK)
+	if ((rc = cli_domain_arg(argv[0], domain, sizeof(domain))) != CLI_OK)
 		return rc;
 	bool none = strcmp(argv[1], "--none") == 0;
 	if (!none && (rc = bind_arg(argv[1], bound, sizeof(bound))) != CLI_OK)

@@ -210,16 +210,6 @@ qid_arg(const char *arg)
 	return CLI_OK;
 }
 
-static int
-domain_arg(const char *arg, char *out, size_t size)
-{
-	if (!addr_domain_valid(arg))
-		return cli_error(CLI_USAGE, "'%s' is not a valid domain name", arg);
-	str_copy(out, arg, size);
-	str_lower(out);
-	return CLI_OK;
-}
-
 static const char *
 domain_of(const char *addr)
 {
@@ -738,7 +728,7 @@ hold_domain(struct cli *c, const char *arg, bool hold)
 	char *error = NULL;
 	int rc;
 
-	if ((rc = domain_arg(arg, domain, sizeof(domain))) != CLI_OK)
+	if ((rc = cli_domain_arg(arg, domain, sizeof(domain))) != CLI_OK)
 		return rc;
 	if (routing_hold_set(cli_db(c), domain, hold, &error) < 0) {
 		cli_error(CLI_FAIL, "%s", error);
@@ -796,7 +786,7 @@ cmd_queue_flush(struct cli *c, int argc, char **argv)
 	int rc;
 
 	if (argc == 2 && strcmp(argv[0], "--domain") == 0) {
-		if ((rc = domain_arg(argv[1], domain, sizeof(domain))) != CLI_OK)
+		if ((rc = cli_domain_arg(argv[1], domain, sizeof(domain))) != CLI_OK)
 			return rc;
 	} else if (argc != 0) {
 		return cli_error(CLI_USAGE, "usage: tegami queue flush [--domain DOMAIN]");

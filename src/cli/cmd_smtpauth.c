@@ -56,6 +56,18 @@ usage(FILE *out)
 	    progname, progname, progname);
 }
 
+/* "tegami smtpauth: " and one line on stderr. */
+static void
+say(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
+static void
+say(const char *fmt, va_list ap)
+{
+	fprintf(stderr, "%s: ", progname);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 /* One line on stderr, the usage, and the exit status of bad usage. */
 static int
 bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -65,11 +77,9 @@ bad_usage(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "%s: ", progname);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	say(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	usage(stderr);
 	return CLI_USAGE;
 }
@@ -82,11 +92,9 @@ fail(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "%s: ", progname);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	say(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	return CLI_FAIL;
 }
 
