@@ -18,6 +18,7 @@
 #include "conf/routing.h"
 #include "conf/settings.h"
 #include "deliver/pop3_client.h"
+#include "deliver/profile_client.h"
 #include "deliver/smtp_client.h"
 #include "lib/conn.h"
 #include "lib/log.h"
@@ -141,14 +142,10 @@ test_pop(struct cli *c, struct test_run *run, const struct profile *p, SSL_CTX *
 		return false;
 	}
 	struct pop3_client_settings s = {
-		.tls = p->pop_tls == PROFILE_POP_TLS_POP3S ? POP3_CLIENT_TLS_POP3S :
-		    p->pop_tls == PROFILE_POP_TLS_STLS ? POP3_CLIENT_TLS_STLS : POP3_CLIENT_TLS_NONE,
-		.tls_verify = p->tls_verify, .tls_ctx = ctx, .user = p->pop_account,
-		.password = secret != NULL ? secret : "",
-		.timeout_ms = p->timeout_ms > 0 ? p->timeout_ms : (unsigned)(1000 * cfg->relay_command_timeout),
 		.source_ip = p->props.source[0] != '\0' ? p->props.source : NULL,
 		.trace = print_trace,
 	};
+	profile_client_pop3(p, cfg, ctx, secret, &s);
 	run->done = false;
 	struct pop3_client *pc = pop3_client_start(run->base, &s, t, n, pop_done, run);
 	if (!run->done)
@@ -171,24 +168,11 @@ test_smtp(struct cli *c, struct test_run *run, const struct profile *p, SSL_CTX 
 		return false;
 	}
 	struct smtp_client_settings s = {
-		.helo = p->props.helo[0] != '\0' ? p->props.helo :
-		    cfg->relay_helo_name[0] != '\0' ? cfg->relay_helo_name : cfg->server_hostname,
-		.tls = p->tls == PROFILE_TLS_NONE ? SMTP_CLIENT_TLS_NONE :
-		    p->tls_verify ? SMTP_CLIENT_TLS_VERIFY : SMTP_CLIENT_TLS_ENCRYPT,
-		.implicit_tls = p->tls == PROFILE_TLS_SMTPS,
-		.tls_ctx = ctx,
-		.connect_timeout_ms = p->connect_timeout_ms > 0 ? p->connect_timeout_ms :
-		    (unsigned)(1000 * cfg->relay_connect_timeout),
-		.command_timeout_ms = p->timeout_ms > 0 ? p->timeout_ms :
-		    (unsigned)(1000 * cfg->relay_command_timeout),
-		.data_timeout_ms = (unsigned)(1000 * cfg->relay_data_timeout),
 		.source_ip = p->props.source[0] != '\0' ? p->props.source : NULL,
-		.auth_mechs = p->login == PROFILE_LOGIN_SMTP_AUTH ? p->mechs : 0,
-		.auth_user = p->account,
-		.auth_secret = secret,
-		.auth_plaintext_ok = p->tls == PROFILE_TLS_NONE,
 		.trace = print_trace,
 	};
+	profile_client_smtp_defaults(cfg, ctx, &s);
+	profile_client_smtp(p, ctx, secret, &s);
 	run->done = false;
 	run->cl = smtp_client_start(run->base, &s, t, n, smtp_event, run);
 	if (!run->done)

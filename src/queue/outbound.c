@@ -11,6 +11,7 @@
 
 #include "conf/profile.h"
 #include "conf/settings.h"
+#include "deliver/profile_client.h"
 #include "deliver/pop3_client.h"
 #include "lib/log.h"
 #include "lib/strutil.h"
@@ -419,27 +420,8 @@ static void
 profile_settings(struct ob_conn *c, struct smtp_client_settings *s)
 {
 	const struct profile *p = c->dest->profile;
-	const struct profile_props *pp = &p->props;
 
-	if (pp->helo[0] != '\0')
-		s->helo = pp->helo;
-	s->tls = p->tls == PROFILE_TLS_NONE ? SMTP_CLIENT_TLS_NONE :
-	    p->tls_verify ? SMTP_CLIENT_TLS_VERIFY : SMTP_CLIENT_TLS_ENCRYPT;
-	s->implicit_tls = p->tls == PROFILE_TLS_SMTPS;
-	s->tls_ctx = profile_tls_ctx(c->ob, p->tls_protocol);
-	if (p->connect_timeout_ms > 0)
-		s->connect_timeout_ms = p->connect_timeout_ms;
-	if (p->timeout_ms > 0)
-		s->command_timeout_ms = p->timeout_ms;
-	if (pp->data_timeout_ms > 0)
-		s->data_timeout_ms = pp->data_timeout_ms;
-	s->no_pipelining = pp->no_pipelining;
-	if (p->login == PROFILE_LOGIN_SMTP_AUTH) {
-		s->auth_mechs = p->mechs;
-		s->auth_user = p->account;
-		s->auth_secret = p->secret_plain;
-		s->auth_plaintext_ok = p->tls == PROFILE_TLS_NONE; /* the seed: -t omitted */
-	}
+	profile_client_smtp(p, profile_tls_ctx(c->ob, p->tls_protocol), p->secret_plain, s);
 	if (p->debug) {
 		s->trace = trace_log;
 		s->trace_arg = c;
@@ -463,17 +445,8 @@ route_cb(void *arg, const struct route_result *r)
 		conn_remove(c);
 		return;
 	}
-	struct smtp_client_settings s = {
-		.helo = cfg->relay_helo_name[0] != '\0' ? cfg->relay_helo_name : cfg->server_hostname,
-		.tls = strcmp(cfg->relay_tls, "none") == 0 ? SMTP_CLIENT_TLS_NONE :
-		    strcmp(cfg->relay_tls, "encrypt") == 0 ? SMTP_CLIENT_TLS_ENCRYPT :
-		    strcmp(cfg->relay_tls, "verify") == 0 ? SMTP_CLIENT_TLS_VERIFY : SMTP_CLIENT_TLS_MAY,
-		.tls_ctx = c->ob->tls,
-		.connect_timeout_ms = (unsigned)(1000 * cfg->relay_connect_timeout),
-		.command_timeout_ms = (unsigned)(1000 * cfg->relay_command_timeout),
-		.data_timeout_ms = (unsigned)(1000 * cfg->relay_data_timeout),
-		.source_ip = d->source[0] != '\0' ? d->source : NULL,
-	};
+	struct smtp_client_settings s = { .source_ip = d->source[0] != '\0' ? d->source : NULL };
+	profile_client_smtp_defaults(cfg, c->ob->tls, &s);
 	if (d->profile != NULL)
 		profile_settings(c, &s);
 	c->cl = smtp_client_start(c->ob->base, &s, r->t, r->n, client_cb, c);
@@ -627,17 +600,9 @@ pop_route_cb(void *arg, const struct route_result *r)
 		pop_done(d, false, r->error);
 		return;
 	}
-	struct pop3_client_settings s = {
-		.tls = p->pop_tls == PROFILE_POP_TLS_POP3S ? POP3_CLIENT_TLS_POP3S :
-		    p->pop_tls == PROFILE_POP_TLS_STLS ? POP3_CLIENT_TLS_STLS : POP3_CLIENT_TLS_NONE,
-		.tls_verify = p->tls_verify,
-		.tls_ctx = profile_tls_ctx(d->ob, p->tls_protocol),
-		.user = p->pop_account,
-		.password = p->pop_secret_plain,
-		.timeout_ms = p->timeout_ms > 0 ? p->timeout_ms :
-		    (unsigned)(1000 * cfg->relay_command_timeout),
-		.source_ip = d->source[0] != '\0' ? d->source : NULL,
-	};
+	struct pop3_client_settings s = { .source_ip = d->source[0] != '\0' ? d->source : NULL };
+	profile_client_pop3(p, cfg, profile_tls_ctx(d->ob, p->tls_protocol), p->pop_secret_plain,
+	    &s);
 	d->pop = pop3_client_start(d->ob->base, &s, r->t, r->n, pop_cb, d);
 }
 
